@@ -1,0 +1,1 @@
+//! kadsip-node library.

@@ -1,0 +1,20 @@
+//! kadsip-proto: the SIP engine without I/O.
+//!
+//! Nothing here opens a socket, spawns a task or reads the clock: time is an
+//! argument (`handle(msg, now)`, `handle_timeout(now)`), so the same code runs
+//! in the daemon, the simulator and in tests on a simulated clock.
+//!
+//! Layout:
+//! - [`status`], [`warning`], [`method`]: registries, each generated from one table;
+//! - [`uri`]: SIP/SIPS URIs (RFC 3261 §19), comparison (§19.1.4) and canonical AORs (§10.3);
+//! - [`message`]: requests and responses, parsing (§7, §25) and serialization;
+//! - [`header`]: header names (with compact forms) and typed views of header values;
+//! - [`framing`]: stream framing by Content-Length for TCP/WebSocket;
+//! - [`transaction`]: the §17 state machines with RFC 6026 corrections;
+//! - [`digest`]: RFC 7616/8760 digest authentication and stateless nonces.
+
+pub mod status;
+pub mod warning;
+pub mod method;
+pub mod uri;
+pub mod digest;

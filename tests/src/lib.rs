@@ -1,0 +1,1 @@
+//! kadsip-tests support.
