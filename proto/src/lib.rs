@@ -13,8 +13,22 @@
 //! - [`transaction`]: the §17 state machines with RFC 6026 corrections;
 //! - [`digest`]: RFC 7616/8760 digest authentication and stateless nonces.
 
-pub mod status;
-pub mod warning;
-pub mod method;
-pub mod uri;
+pub mod bytestr;
 pub mod digest;
+pub mod error;
+pub mod header;
+pub mod message;
+pub mod method;
+pub mod status;
+pub mod syntax;
+pub mod uri;
+pub mod warning;
+
+pub use bytestr::ByteStr;
+pub use error::ParseError;
+pub use header::{HeaderName, Headers, StdHeader};
+pub use message::{Message, Request, Response};
+pub use method::Method;
+pub use status::{StatusClass, StatusCode};
+pub use uri::{Aor, SipUri, Uri};
+pub mod framing;

@@ -1,0 +1,261 @@
+//! The message parser: start line, header lines with folding, the headers
+//! kadsip relies on checked against their grammar, and the body.
+
+use super::{Message, Request, Response};
+use crate::bytestr::ByteStr;
+use crate::error::ParseError;
+use crate::header::{HeaderName, Headers, StdHeader};
+use crate::method::Method;
+use crate::status::StatusCode;
+use crate::syntax::{is_token_byte, is_ws, trim_ws};
+use crate::uri::Uri;
+use bytes::Bytes;
+
+/// Most header fields one message may carry.
+pub const MAX_HEADERS: usize = 256;
+
+/// Finds the end of the header section: `(index of the empty line,
+/// index of the first body byte)`. Leading CRLFs are skipped by callers.
+/// Lines end in CRLF or, leniently, a bare LF.
+pub fn head_end(buf: &[u8]) -> Option<(usize, usize)> {
+    let mut i = 0;
+    while let Some(p) = buf[i..].iter().position(|&c| c == b'\n') {
+        let nl = i + p;
+        let next = nl + 1;
+        match buf.get(next) {
+            Some(b'\n') => return Some((next, next + 1)),
+            Some(b'\r') if buf.get(next + 1) == Some(&b'\n') => return Some((next, next + 2)),
+            Some(_) => i = next,
+            None => return None,
+        }
+    }
+    None
+}
+
+/// Number of leading CR/LF bytes (keep-alives and stray line ends).
+pub(crate) fn leading_crlf(buf: &[u8]) -> usize {
+    buf.iter()
+        .take_while(|&&c| c == b'\r' || c == b'\n')
+        .count()
+}
+
+pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
+    let skip = leading_crlf(&buf);
+    let buf = buf.slice(skip..);
+    let (head_len, body_start) = head_end(&buf).ok_or(ParseError::Incomplete)?;
+    let head = match std::str::from_utf8(&buf[..head_len]) {
+        Ok(h) => h,
+        Err(e) => {
+            let line = 1 + buf[..e.valid_up_to()]
+                .iter()
+                .filter(|&&c| c == b'\n')
+                .count();
+            return Err(ParseError::Utf8 { line });
+        }
+    };
+    let head_bytes =
+        ByteStr::from_utf8(buf.slice(..head_len)).map_err(|_| ParseError::Utf8 { line: 1 })?;
+    let head_bs = head_bytes.as_str();
+    debug_assert_eq!(head_bs, head);
+
+    let mut lines = Lines {
+        s: head_bs,
+        pos: 0,
+        line: 0,
+    };
+    let start = lines.next_line().ok_or(ParseError::StartLine("empty"))?;
+    let start_line = Start::parse(start, &head_bytes)?;
+
+    let mut headers = Headers::with_capacity(16);
+    while let Some(line) = lines.next_line() {
+        let line_no = lines.line;
+        if line.is_empty() {
+            break;
+        }
+        if is_ws(line.as_bytes()[0]) {
+            return Err(ParseError::HeaderLine {
+                line: line_no,
+                reason: "continuation line without a header",
+            });
+        }
+        let colon = line.find(':').ok_or(ParseError::HeaderLine {
+            line: line_no,
+            reason: "no ':'",
+        })?;
+        let name = line[..colon].trim_end_matches([' ', '\t']);
+        if name.is_empty() || !name.bytes().all(is_token_byte) {
+            return Err(ParseError::HeaderLine {
+                line: line_no,
+                reason: "header name is not a token",
+            });
+        }
+        let first = &line[colon + 1..];
+        let value = if lines.continues() {
+            let mut v = String::from(trim_ws(first));
+            while lines.continues() {
+                let cont = lines.next_line().unwrap_or("");
+                let cont = trim_ws(cont);
+                if !cont.is_empty() {
+                    if !v.is_empty() {
+                        v.push(' ');
+                    }
+                    v.push_str(cont);
+                }
+            }
+            ByteStr::from(v)
+        } else {
+            head_bytes.slice_ref(trim_ws(first))
+        };
+        let name = HeaderName::from_received(head_bytes.slice_ref(name));
+        if let HeaderName::Std(h) = name {
+            Headers::validate_value(&name, &value).map_err(|source| ParseError::Header {
+                name: h.as_str(),
+                line: line_no,
+                source,
+            })?;
+        }
+        if headers.len() == MAX_HEADERS {
+            return Err(ParseError::TooManyHeaders(MAX_HEADERS));
+        }
+        headers.push(name, value);
+    }
+
+    let available = buf.len() - body_start;
+    let body = match headers.get(StdHeader::ContentLength) {
+        Some(cl) => {
+            let declared = crate::header::values::content_length(cl).unwrap_or(0);
+            if declared > available {
+                return Err(ParseError::BodyTruncated {
+                    declared,
+                    available,
+                });
+            }
+            buf.slice(body_start..body_start + declared)
+        }
+        None => buf.slice(body_start..),
+    };
+
+    Ok(match start_line {
+        Start::Request(method, uri) => {
+            if let Some(Ok(cseq)) = headers.cseq() {
+                if cseq.method != method {
+                    return Err(ParseError::CSeqMismatch {
+                        method: method.to_string(),
+                        cseq: cseq.method.to_string(),
+                    });
+                }
+            }
+            Message::Request(Request {
+                method,
+                uri,
+                headers,
+                body,
+            })
+        }
+        Start::Response(status, reason) => Message::Response(Response {
+            status,
+            reason,
+            headers,
+            body,
+        }),
+    })
+}
+
+struct Lines<'a> {
+    s: &'a str,
+    pos: usize,
+    line: usize,
+}
+
+impl<'a> Lines<'a> {
+    fn next_line(&mut self) -> Option<&'a str> {
+        if self.pos > self.s.len() {
+            return None;
+        }
+        let rest = &self.s[self.pos..];
+        let (line, adv) = match rest.find('\n') {
+            Some(p) => (&rest[..p], p + 1),
+            None => (rest, rest.len() + 1),
+        };
+        self.pos += adv;
+        self.line += 1;
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    }
+
+    /// True when the next line is a folded continuation.
+    fn continues(&self) -> bool {
+        self.s.as_bytes().get(self.pos).is_some_and(|&c| is_ws(c))
+    }
+}
+
+enum Start {
+    Request(Method, Uri),
+    Response(StatusCode, ByteStr),
+}
+
+impl Start {
+    fn parse(line: &str, head: &ByteStr) -> Result<Start, ParseError> {
+        if line.len() > 4 && line.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/") {
+            let (version, rest) = line
+                .split_once(' ')
+                .ok_or(ParseError::StartLine("no status code"))?;
+            check_version(version)?;
+            let code = rest.get(..3).ok_or(ParseError::StatusCode)?;
+            let after = &rest.as_bytes()[3..];
+            if !code.bytes().all(|c| c.is_ascii_digit())
+                || after.first().is_some_and(|&c| c != b' ')
+            {
+                return Err(ParseError::StatusCode);
+            }
+            let status = StatusCode::new(code.parse().map_err(|_| ParseError::StatusCode)?)
+                .map_err(|_| ParseError::StatusCode)?;
+            let reason = rest.get(4..).unwrap_or("");
+            if reason.chars().any(|c| c.is_control() && c != '\t') {
+                return Err(ParseError::Reason);
+            }
+            return Ok(Start::Response(status, head.slice_ref(reason)));
+        }
+        let mut parts = line.split(' ');
+        let (Some(m), Some(u), Some(v), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(ParseError::StartLine(
+                "a Request-Line is Method SP Request-URI SP SIP-Version, single spaces",
+            ));
+        };
+        if m.is_empty() || u.is_empty() {
+            return Err(ParseError::StartLine(
+                "a Request-Line is Method SP Request-URI SP SIP-Version, single spaces",
+            ));
+        }
+        check_version(v)?;
+        let method = Method::from_bytestr(&head.slice_ref(m))?;
+        if u.starts_with('<') {
+            return Err(ParseError::RequestUriForm("enclosed in <>"));
+        }
+        let uri = Uri::parse(u).map_err(ParseError::RequestUri)?;
+        if let Some(sip) = uri.as_sip() {
+            if !sip.headers.is_empty() {
+                return Err(ParseError::RequestUriForm(
+                    "headers are not allowed in a Request-URI",
+                ));
+            }
+        }
+        Ok(Start::Request(method, uri))
+    }
+}
+
+fn check_version(v: &str) -> Result<(), ParseError> {
+    let b = v.as_bytes();
+    if b.len() >= 4 && b[..4].eq_ignore_ascii_case(b"SIP/") {
+        if &v[4..] == "2.0" {
+            return Ok(());
+        }
+        let (maj, min) = v[4..].split_once('.').unwrap_or(("", ""));
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+        if digits(maj) && digits(min) {
+            return Err(ParseError::Version(v.chars().take(32).collect()));
+        }
+    }
+    Err(ParseError::StartLine("bad SIP-Version"))
+}
