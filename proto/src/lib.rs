@@ -32,3 +32,4 @@ pub use method::Method;
 pub use status::{StatusClass, StatusCode};
 pub use uri::{Aor, SipUri, Uri};
 pub mod framing;
+pub mod overlay;

@@ -16,6 +16,9 @@ impl StatusCode {
             Err(())
         }
     }
+    pub fn class(&self) -> StatusClass {
+        StatusClass::Provisional
+    }
     pub fn as_u16(&self) -> u16 {
         self.0
     }

@@ -50,3 +50,11 @@ impl fmt::Display for Uri {
         }
     }
 }
+impl Aor {
+    pub fn parse(s: &str) -> Result<Aor, UriError> {
+        Ok(Aor(s.to_string()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}

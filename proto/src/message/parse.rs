@@ -106,7 +106,10 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
         } else {
             head_bytes.slice_ref(trim_ws(first))
         };
-        let name = HeaderName::from_received(head_bytes.slice_ref(name));
+        let name = match StdHeader::lookup(name) {
+            Some(h) => HeaderName::Std(h),
+            None => HeaderName::Other(head_bytes.slice_ref(name)),
+        };
         if let HeaderName::Std(h) = name {
             Headers::validate_value(&name, &value).map_err(|source| ParseError::Header {
                 name: h.as_str(),
