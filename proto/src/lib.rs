@@ -33,3 +33,4 @@ pub use status::{StatusClass, StatusCode};
 pub use uri::{Aor, SipUri, Uri};
 pub mod framing;
 pub mod overlay;
+pub mod registrar;

@@ -25,7 +25,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_bytes: 8 * 1024,
+            max_bytes: 16 * 1024,
             max_entries: 16,
             max_contacts: 8,
             max_addrs: 8,
@@ -127,6 +127,10 @@ pub fn merge_for_store(
     let merged = prune(merged, now);
     if merged.entries.len() > limits.max_entries {
         return Err(RecordError::TooMany("entries"));
+    }
+    let size = merged.encode().len();
+    if size > limits.max_bytes {
+        return Err(RecordError::TooLarge(size));
     }
     Ok(merged)
 }
@@ -280,7 +284,7 @@ mod tests {
         assert_eq!(far.validate(&k, NOW, &l), Err(RecordError::ExpiryTooFar));
         // oversized
         let mut big = entry(1, 7, 1);
-        big.addrs = vec!["x".repeat(9000)];
+        big.addrs = vec!["x".repeat(17_000)];
         let big = AorRecord::new(&aor(), &key(1), big);
         assert!(matches!(
             big.validate(&k, NOW, &l),

@@ -1,0 +1,331 @@
+//! The swarm task: the only owner of the libp2p swarm. It serves commands,
+//! validates inbound PUTs against the overlay rules, merges GET results, and
+//! feeds identify/mDNS addresses into Kademlia.
+
+use super::behaviour::{Behaviour, BehaviourEvent, OverlayTuning};
+use super::{Command, DhtLookup, LookupReply, Overlay, OverlayError, OverlayStatus};
+use crate::metrics::Metrics;
+use crate::storage::{SledRecordStore, records::unix_now};
+use futures::StreamExt;
+use kadsip_proto::overlay::{AorRecord, Limits, merge_for_read};
+use libp2p::identity::Keypair;
+use libp2p::kad::{self, QueryId, Quorum, Record, RecordKey};
+use libp2p::metrics::Recorder;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, Swarm, identify, mdns, noise, tcp, yamux};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Builds a TCP + Noise + Yamux swarm for `key`.
+pub fn build_swarm(
+    key: Keypair,
+    store: SledRecordStore,
+    tuning: &OverlayTuning,
+) -> Result<Swarm<Behaviour>, Box<dyn std::error::Error + Send + Sync>> {
+    let tuning = tuning.clone();
+    Ok(libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)?
+        .with_behaviour(|key| Behaviour::new(key, store, &tuning))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build())
+}
+
+struct PendingLookup {
+    key: Vec<u8>,
+    pinned: Option<[u8; 32]>,
+    results: Vec<AorRecord>,
+    replies: Vec<oneshot::Sender<LookupReply>>,
+    started: Instant,
+}
+
+/// The swarm task's state.
+pub struct OverlayTask {
+    swarm: Swarm<Behaviour>,
+    rx: mpsc::Receiver<Command>,
+    lookups: HashMap<QueryId, PendingLookup>,
+    lookup_by_key: HashMap<Vec<u8>, QueryId>,
+    publishes: HashMap<QueryId, oneshot::Sender<Result<(), OverlayError>>>,
+    metrics: Arc<Metrics>,
+    /// Results agreeing on the owner needed before a lookup answers early.
+    read_quorum: usize,
+    /// The record bounds the store applies, for reading too.
+    limits: Limits,
+}
+
+/// Most lookups or publications in flight; more wait in the command channel.
+const MAX_INFLIGHT: usize = 4096;
+
+impl OverlayTask {
+    /// Wraps a built swarm; returns the task and its handle.
+    pub fn new(mut swarm: Swarm<Behaviour>, metrics: Arc<Metrics>, queue: usize) -> (OverlayTask, Overlay) {
+        let (tx, rx) = mpsc::channel(queue);
+        let limits = *swarm.behaviour_mut().kad.store_mut().limits();
+        let peer_id = *swarm.local_peer_id();
+        (
+            OverlayTask {
+                swarm,
+                rx,
+                lookups: HashMap::new(),
+                lookup_by_key: HashMap::new(),
+                publishes: HashMap::new(),
+                metrics,
+                read_quorum: 2,
+                limits,
+            },
+            Overlay::new(tx, peer_id),
+        )
+    }
+
+    /// The swarm, for listening and dialing before [`OverlayTask::run`].
+    pub fn swarm_mut(&mut self) -> &mut Swarm<Behaviour> {
+        &mut self.swarm
+    }
+
+    /// Runs until `shutdown` completes or every handle is dropped.
+    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let busy = self.lookups.len() + self.publishes.len() >= MAX_INFLIGHT;
+            tokio::select! {
+                _ = &mut shutdown => break,
+                ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
+                cmd = self.rx.recv(), if !busy => match cmd {
+                    Some(c) => self.on_command(c),
+                    None => break,
+                },
+            }
+        }
+        for (_, p) in self.lookups.drain() {
+            for r in p.replies {
+                let _ = r.send(LookupReply { result: DhtLookup::TimedOut, requests: 0, elapsed: p.started.elapsed() });
+            }
+        }
+    }
+
+    fn full_addrs(&self) -> Vec<String> {
+        let me = *self.swarm.local_peer_id();
+        self.swarm
+            .listeners()
+            .chain(self.swarm.external_addresses())
+            .map(|a| a.clone().with(Protocol::P2p(me)).to_string())
+            .collect()
+    }
+
+    fn routing_table_len(&mut self) -> usize {
+        self.swarm.behaviour_mut().kad.kbuckets().map(|b| b.num_entries()).sum()
+    }
+
+    fn on_command(&mut self, c: Command) {
+        match c {
+            Command::Publish { key, value, reply } => {
+                let record = Record {
+                    key: RecordKey::new(&key),
+                    value,
+                    publisher: None,
+                    expires: None,
+                };
+                match self.swarm.behaviour_mut().kad.put_record(record, Quorum::One) {
+                    Ok(id) => {
+                        if let Some(r) = reply {
+                            self.publishes.insert(id, r);
+                        }
+                    }
+                    Err(e) => {
+                        if let Some(r) = reply {
+                            let _ = r.send(Err(OverlayError::Refused(format!("{e:?}"))));
+                        }
+                    }
+                }
+            }
+            Command::Lookup { key, pinned, reply } => {
+                if self.swarm.connected_peers().next().is_none() && self.routing_table_len() == 0 {
+                    let _ = reply.send(LookupReply {
+                        result: DhtLookup::NoPeers,
+                        requests: 0,
+                        elapsed: Duration::ZERO,
+                    });
+                    return;
+                }
+                if let Some(id) = self.lookup_by_key.get(&key) {
+                    if let Some(p) = self.lookups.get_mut(id) {
+                        p.replies.push(reply);
+                        return;
+                    }
+                }
+                let id = self.swarm.behaviour_mut().kad.get_record(RecordKey::new(&key));
+                self.lookup_by_key.insert(key.clone(), id);
+                self.lookups.insert(
+                    id,
+                    PendingLookup {
+                        key,
+                        pinned,
+                        results: Vec::new(),
+                        replies: vec![reply],
+                        started: Instant::now(),
+                    },
+                );
+            }
+            Command::Status { reply } => {
+                let records_held = self.swarm.behaviour_mut().kad.store_mut().len();
+                let status = OverlayStatus {
+                    peer_id: self.swarm.local_peer_id().to_string(),
+                    listen_addrs: self.full_addrs(),
+                    peers: self.swarm.connected_peers().count(),
+                    routing_table: self.routing_table_len(),
+                    records_held,
+                };
+                let _ = reply.send(status);
+            }
+            Command::Dial { addr } => {
+                if let Err(e) = self.swarm.dial(addr.clone()) {
+                    tracing::warn!(%addr, error = %e, "dial failed");
+                }
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, ev: SwarmEvent<BehaviourEvent>) {
+        self.metrics.libp2p.record(&ev);
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let me = *self.swarm.local_peer_id();
+                tracing::info!("listening on {}", address.with(Protocol::P2p(me)));
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+                tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
+                if endpoint.is_dialer() {
+                    let addr = endpoint.get_remote_address().clone();
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(ev)) => {
+                self.metrics.libp2p.record(&ev);
+                self.on_kad(ev);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(ev)) => {
+                self.metrics.libp2p.record(&ev);
+                if let identify::Event::Received { peer_id, info, .. } = ev {
+                    for addr in info.listen_addrs {
+                        if usable(&addr) {
+                            self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                        }
+                    }
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ev)) => self.metrics.libp2p.record(&ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(list))) => {
+                for (peer, addr) in list {
+                    tracing::debug!(%peer, %addr, "mdns discovered");
+                    self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                    if !self.swarm.is_connected(&peer) {
+                        let _ = self.swarm.dial(addr);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_kad(&mut self, ev: kad::Event) {
+        match ev {
+            kad::Event::InboundRequest {
+                request: kad::InboundRequest::PutRecord { source, record: Some(record), .. },
+            } => {
+                let store = self.swarm.behaviour_mut().kad.store_mut();
+                match store.merge_put(record.key.as_ref(), &record.value, unix_now()) {
+                    Ok(_) => self.metrics.records_stored.inc(),
+                    Err(e) => {
+                        tracing::debug!(%source, error = %e, "refused inbound record");
+                        self.metrics.record_refused(&e);
+                    }
+                }
+            }
+            kad::Event::OutboundQueryProgressed { id, result, stats, step } => match result {
+                kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(pr))) => {
+                    let Some(p) = self.lookups.get_mut(&id) else { return };
+                    match AorRecord::decode(&pr.record.value, 64 * 1024) {
+                        Ok(rec) => p.results.push(rec),
+                        Err(e) => {
+                            tracing::debug!(peer = ?pr.peer, error = %e, "ignored undecodable record");
+                            self.metrics.record_refused(&e);
+                        }
+                    }
+                    if self.enough(id) {
+                        if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                            q.finish();
+                        }
+                        self.answer(id, stats.num_requests(), false);
+                    } else if step.last {
+                        self.answer(id, stats.num_requests(), false);
+                    }
+                }
+                kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FinishedWithNoAdditionalRecord { .. })) => {
+                    self.answer(id, stats.num_requests(), false);
+                }
+                kad::QueryResult::GetRecord(Err(kad::GetRecordError::Timeout { .. })) => {
+                    self.answer(id, stats.num_requests(), true);
+                }
+                kad::QueryResult::GetRecord(Err(_)) => {
+                    self.answer(id, stats.num_requests(), false);
+                }
+                kad::QueryResult::PutRecord(r) => {
+                    if let Some(reply) = self.publishes.remove(&id) {
+                        let _ = reply.send(r.map(drop).map_err(|e| OverlayError::NotReplicated(format!("{e:?}"))));
+                    }
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    /// True when enough valid results agree to answer before the query ends.
+    fn enough(&self, id: QueryId) -> bool {
+        let Some(p) = self.lookups.get(&id) else { return false };
+        let now = unix_now();
+        let limits = self.limits;
+        let Some(merged) = merge_for_read(&p.key, p.results.iter().cloned(), p.pinned, now, &limits) else {
+            return false;
+        };
+        let agreeing = p
+            .results
+            .iter()
+            .filter(|r| r.owner == merged.owner && r.validate(&p.key, now, &limits).is_ok())
+            .count();
+        agreeing >= self.read_quorum || (p.pinned == Some(merged.owner) && agreeing >= 1)
+    }
+
+    fn answer(&mut self, id: QueryId, requests: u32, timed_out: bool) {
+        let Some(p) = self.lookups.remove(&id) else { return };
+        self.lookup_by_key.remove(&p.key);
+        let limits = self.limits;
+        let merged = merge_for_read(&p.key, p.results, p.pinned, unix_now(), &limits);
+        let result = match merged {
+            Some(r) => DhtLookup::Found(r),
+            None if timed_out => DhtLookup::TimedOut,
+            None => DhtLookup::NotFound,
+        };
+        let elapsed = p.started.elapsed();
+        for r in p.replies {
+            let _ = r.send(LookupReply {
+                result: result.clone(),
+                requests,
+                elapsed,
+            });
+        }
+    }
+}
+
+/// Addresses worth telling Kademlia about (not unspecified).
+fn usable(addr: &Multiaddr) -> bool {
+    !addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_unspecified(),
+        Protocol::Ip6(ip) => ip.is_unspecified(),
+        _ => false,
+    })
+}
