@@ -11,7 +11,7 @@ fn token() -> impl Strategy<Value = String> {
 
 fn host() -> impl Strategy<Value = String> {
     prop_oneof![
-        "[a-z][a-z0-9-]{0,8}(\\.[a-z][a-z0-9-]{0,8}){0,2}",
+        "[a-z]([a-z0-9-]{0,6}[a-z0-9])?(\\.[a-z]([a-z0-9-]{0,6}[a-z0-9])?){0,2}",
         (any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>())
             .prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}")),
         any::<[u16; 8]>().prop_map(|s| format!("[{}]", std::net::Ipv6Addr::from(s))),
@@ -24,7 +24,10 @@ fn sip_uri() -> impl Strategy<Value = String> {
         prop::option::of("[a-zA-Z0-9_.!~*'()-]{1,10}"),
         host(),
         prop::option::of(1u16..),
-        prop::collection::vec((token(), prop::option::of(token())), 0..3),
+        prop::collection::vec(
+            ("[a-zA-Z0-9_.!~*'()-]{1,8}", prop::option::of("[a-zA-Z0-9_.!~*'()-]{1,8}")),
+            0..3,
+        ),
     )
         .prop_map(|(secure, user, host, port, params)| {
             let mut s = String::from(if secure { "sips:" } else { "sip:" });

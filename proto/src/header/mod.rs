@@ -276,25 +276,25 @@ impl Headers {
     /// Authorization credentials.
     pub fn authorization(&self) -> impl Iterator<Item = Result<Credentials, DigestError>> {
         self.get_all(StdHeader::Authorization)
-            .map(|v| Credentials::parse(v))
+            .map(|v| v.parse::<Credentials>())
     }
 
     /// Proxy-Authorization credentials.
     pub fn proxy_authorization(&self) -> impl Iterator<Item = Result<Credentials, DigestError>> {
         self.get_all(StdHeader::ProxyAuthorization)
-            .map(|v| Credentials::parse(v))
+            .map(|v| v.parse::<Credentials>())
     }
 
     /// WWW-Authenticate challenges.
     pub fn www_authenticate(&self) -> impl Iterator<Item = Result<Challenge, DigestError>> {
         self.get_all(StdHeader::WwwAuthenticate)
-            .map(|v| Challenge::parse(v))
+            .map(|v| v.parse::<Challenge>())
     }
 
     /// Proxy-Authenticate challenges.
     pub fn proxy_authenticate(&self) -> impl Iterator<Item = Result<Challenge, DigestError>> {
         self.get_all(StdHeader::ProxyAuthenticate)
-            .map(|v| Challenge::parse(v))
+            .map(|v| v.parse::<Challenge>())
     }
 
     /// Checks the syntax of one header field value the way the parser does

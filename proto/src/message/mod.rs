@@ -3,9 +3,11 @@
 
 mod check;
 mod parse;
+mod stateless;
 
 pub use check::Problem;
 pub use parse::{MAX_HEADERS, head_end};
+pub use stateless::error_response;
 
 use crate::bytestr::ByteStr;
 use crate::error::ParseError;
