@@ -57,19 +57,42 @@ impl Metrics {
         let mut registry = Registry::with_prefix("kadsip");
         let libp2p = libp2p::metrics::Metrics::new(registry.sub_registry_with_prefix("libp2p"));
         let registrations = Gauge::default();
-        registry.register("registrations", "Local AORs with a live binding", registrations.clone());
+        registry.register(
+            "registrations",
+            "Local AORs with a live binding",
+            registrations.clone(),
+        );
         let register_requests = Family::<MethodCode, Counter>::default();
-        registry.register("register_requests", "REGISTER requests by final status", register_requests.clone());
+        registry.register(
+            "register_requests",
+            "REGISTER requests by final status",
+            register_requests.clone(),
+        );
         let lookups = Family::<Outcome, Counter>::default();
         registry.register("lookups", "AOR lookups by outcome", lookups.clone());
         let lookup_latency = Histogram::new(
-            [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0].into_iter(),
+            [
+                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+            ]
+            .into_iter(),
         );
-        registry.register("lookup_latency_seconds", "AOR lookup latency", lookup_latency.clone());
+        registry.register(
+            "lookup_latency_seconds",
+            "AOR lookup latency",
+            lookup_latency.clone(),
+        );
         let records_stored = Counter::default();
-        registry.register("records_stored", "Inbound DHT records accepted", records_stored.clone());
+        registry.register(
+            "records_stored",
+            "Inbound DHT records accepted",
+            records_stored.clone(),
+        );
         let records_refused = Family::<Reason, Counter>::default();
-        registry.register("records_refused", "DHT records refused or ignored, by reason", records_refused.clone());
+        registry.register(
+            "records_refused",
+            "DHT records refused or ignored, by reason",
+            records_refused.clone(),
+        );
         Metrics {
             registry,
             libp2p,

@@ -34,3 +34,4 @@ pub use uri::{Aor, SipUri, Uri};
 pub mod framing;
 pub mod overlay;
 pub mod registrar;
+pub mod transaction;

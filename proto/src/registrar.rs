@@ -263,16 +263,28 @@ mod tests {
         assert_eq!(b.len(), 1);
         assert_eq!(b[0].expires, NOW + 600);
         // refresh with a higher CSeq, equivalent URI spelled differently
-        let r2 = register(&["<sip:bob@192.0.2.1:5060;transport=udp>;expires=1200"], None, "c1", 2);
+        let r2 = register(
+            &["<sip:bob@192.0.2.1:5060;transport=udp>;expires=1200"],
+            None,
+            "c1",
+            2,
+        );
         let b2 = apply(&b, &r2, None, NOW, &p).unwrap();
-        assert_eq!(b2.len(), 2, "transport param makes a different URI per §19.1.4");
+        assert_eq!(
+            b2.len(),
+            2,
+            "transport param makes a different URI per §19.1.4"
+        );
         let r3 = register(&["<sip:bob@192.0.2.1:5060>;expires=1200"], None, "c1", 3);
         let b3 = apply(&b, &r3, None, NOW, &p).unwrap();
         assert_eq!(b3.len(), 1);
         assert_eq!(b3[0].expires, NOW + 1200);
         // out of order
         let old = register(&["<sip:bob@192.0.2.1:5060>"], Some(600), "c1", 1);
-        assert_eq!(apply(&b3, &old, None, NOW, &p), Err(RegisterError::OutOfOrder));
+        assert_eq!(
+            apply(&b3, &old, None, NOW, &p),
+            Err(RegisterError::OutOfOrder)
+        );
         // a different Call-ID may use any CSeq
         let other = register(&["<sip:bob@192.0.2.1:5060>"], Some(0), "c2", 1);
         assert!(apply(&b3, &other, None, NOW, &p).unwrap().is_empty());
@@ -280,7 +292,10 @@ mod tests {
         let star = register(&["*"], Some(0), "c1", 9);
         assert!(apply(&b3, &star, None, NOW, &p).unwrap().is_empty());
         let bad_star = register(&["*"], Some(60), "c1", 10);
-        assert!(matches!(apply(&b3, &bad_star, None, NOW, &p), Err(RegisterError::BadRequest(_))));
+        assert!(matches!(
+            apply(&b3, &bad_star, None, NOW, &p),
+            Err(RegisterError::BadRequest(_))
+        ));
     }
 
     #[test]
@@ -293,17 +308,28 @@ mod tests {
         let resp = e.response(&r, "t");
         assert_eq!(resp.headers.min_expires().unwrap().unwrap(), 60);
         let r = register(&["<sip:bob@192.0.2.1>"], Some(999_999), "c", 2);
-        assert_eq!(apply(&[], &r, None, NOW, &p).unwrap()[0].expires, NOW + 86_400);
+        assert_eq!(
+            apply(&[], &r, None, NOW, &p).unwrap()[0].expires,
+            NOW + 86_400
+        );
         let many: Vec<String> = (0..9).map(|i| format!("<sip:bob@192.0.2.{i}>")).collect();
         let refs: Vec<&str> = many.iter().map(String::as_str).collect();
         let r = register(&refs, Some(600), "c", 3);
-        assert_eq!(apply(&[], &r, None, NOW, &p), Err(RegisterError::TooManyBindings(8)));
+        assert_eq!(
+            apply(&[], &r, None, NOW, &p),
+            Err(RegisterError::TooManyBindings(8))
+        );
     }
 
     #[test]
     fn ok_lists_all_contacts() {
         let p = Policy::default();
-        let r = register(&["<sip:a@192.0.2.1>", "<sip:b@192.0.2.2>;q=0.5"], Some(600), "c", 1);
+        let r = register(
+            &["<sip:a@192.0.2.1>", "<sip:b@192.0.2.2>;q=0.5"],
+            Some(600),
+            "c",
+            1,
+        );
         let b = apply(&[], &r, None, NOW, &p).unwrap();
         assert_eq!(b[1].q, 500);
         let ok = ok_response(&r, &b, NOW + 100, "tag1");

@@ -188,12 +188,16 @@ impl StatusCode {
     }
 
     fn row(self) -> Option<&'static Row> {
-        TABLE.binary_search_by_key(&self.0, |r| r.code).ok().map(|i| &TABLE[i])
+        TABLE
+            .binary_search_by_key(&self.0, |r| r.code)
+            .ok()
+            .map(|i| &TABLE[i])
     }
 
     /// The default reason phrase (the class's generic phrase when unknown).
     pub fn reason(self) -> &'static str {
-        self.row().map_or(self.class().generic_reason(), |r| r.reason)
+        self.row()
+            .map_or(self.class().generic_reason(), |r| r.reason)
     }
 
     /// True when the code is in the table.
@@ -259,7 +263,10 @@ mod tests {
         let mut sorted = codes.clone();
         sorted.sort_unstable();
         sorted.dedup();
-        assert_eq!(codes, sorted, "table must be sorted and unique for binary search");
+        assert_eq!(
+            codes, sorted,
+            "table must be sorted and unique for binary search"
+        );
         for c in all() {
             assert_eq!(c.class(), StatusClass::of(c.as_u16()));
             assert_eq!(u16::from(c.class() as u8) + 1, c.as_u16() / 100, "{c}");
@@ -268,15 +275,24 @@ mod tests {
 
     #[test]
     fn reasons_and_unknown_codes() {
-        assert_eq!(StatusCode::TEMPORARILY_UNAVAILABLE.to_string(), "480 Temporarily Unavailable");
-        assert_eq!(StatusCode::TEMPORARILY_UNAVAILABLE.class().as_str(), "client-error");
+        assert_eq!(
+            StatusCode::TEMPORARILY_UNAVAILABLE.to_string(),
+            "480 Temporarily Unavailable"
+        );
+        assert_eq!(
+            StatusCode::TEMPORARILY_UNAVAILABLE.class().as_str(),
+            "client-error"
+        );
         assert_eq!(StatusCode::REJECTED.reference(), Some("RFC 8688"));
         let u = StatusCode::new(499).unwrap();
         assert!(!u.is_known());
         assert_eq!(u.as_u16(), 499);
         assert_eq!(u.class(), StatusClass::ClientError);
         assert_eq!(u.reason(), "Client Error");
-        assert_eq!(StatusCode::new(699).unwrap().class(), StatusClass::GlobalFailure);
+        assert_eq!(
+            StatusCode::new(699).unwrap().class(),
+            StatusClass::GlobalFailure
+        );
         for bad in [0, 99, 700, 4294] {
             assert!(StatusCode::new(bad).is_err());
         }

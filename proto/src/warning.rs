@@ -42,7 +42,11 @@ warn_codes! {
 impl WarnCode {
     /// Any three-digit code (100–999); unknown codes are kept.
     pub const fn new(code: u16) -> Option<WarnCode> {
-        if code >= 100 && code <= 999 { Some(WarnCode(code)) } else { None }
+        if code >= 100 && code <= 999 {
+            Some(WarnCode(code))
+        } else {
+            None
+        }
     }
 
     /// The number.
@@ -163,19 +167,33 @@ mod tests {
 
     #[test]
     fn round_trip_and_registry() {
-        let w = Warning::new(WarnCode::MISCELLANEOUS_WARNING, "node1.example:5060", "lookup \"timed\" out");
+        let w = Warning::new(
+            WarnCode::MISCELLANEOUS_WARNING,
+            "node1.example:5060",
+            "lookup \"timed\" out",
+        );
         let s = w.to_string();
         assert_eq!(s, r#"399 node1.example:5060 "lookup \"timed\" out""#);
         assert_eq!(Warning::parse(&s).unwrap(), w);
         assert_eq!(WarnCode::SIPS_REQUIRED.text(), Some("SIPS Required"));
         assert_eq!(WarnCode::new(123).unwrap().text(), None);
         let p = Warning::parse(r#"307 isi.edu "Session parameter 'foo' not understood""#).unwrap();
-        assert_eq!(p.code, WarnCode::SESSION_DESCRIPTION_PARAMETER_NOT_UNDERSTOOD);
+        assert_eq!(
+            p.code,
+            WarnCode::SESSION_DESCRIPTION_PARAMETER_NOT_UNDERSTOOD
+        );
     }
 
     #[test]
     fn rejects_without_panicking() {
-        for bad in ["1812 overture \"In Progress\"", "39 a \"x\"", "399 \"x\"", "399 a x", "399 a \"x", ""] {
+        for bad in [
+            "1812 overture \"In Progress\"",
+            "39 a \"x\"",
+            "399 \"x\"",
+            "399 a x",
+            "399 a \"x",
+            "",
+        ] {
             assert!(Warning::parse(bad).is_err(), "{bad}");
         }
         let good = r#"399 [2001:db8::1]:5060 "é ok""#;

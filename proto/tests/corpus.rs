@@ -79,7 +79,10 @@ fn rfc4475(file: &str) -> Expect {
             let c = creds[0]
                 .as_ref()
                 .expect("unknown scheme kept, not an error");
-            assert!(c.as_digest().is_none(), "unknown scheme → 401 with Digest challenge");
+            assert!(
+                c.as_digest().is_none(),
+                "unknown scheme → 401 with Digest challenge"
+            );
         }),
         "multi01.dat" => App(|m| {
             assert!(m.check().is_err(), "repeated single-valued headers → 400");

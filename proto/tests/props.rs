@@ -25,7 +25,10 @@ fn sip_uri() -> impl Strategy<Value = String> {
         host(),
         prop::option::of(1u16..),
         prop::collection::vec(
-            ("[a-zA-Z0-9_.!~*'()-]{1,8}", prop::option::of("[a-zA-Z0-9_.!~*'()-]{1,8}")),
+            (
+                "[a-zA-Z0-9_.!~*'()-]{1,8}",
+                prop::option::of("[a-zA-Z0-9_.!~*'()-]{1,8}"),
+            ),
             0..3,
         ),
     )

@@ -1,1 +1,5 @@
-//! kadsip-tests support.
+//! kadsip-tests: the end-to-end suites live in `tests/e2e/` (one test binary
+//! with a support module). This library only holds the SIP test client they
+//! share: a UDP user agent that builds requests and reads responses.
+
+pub mod ua;

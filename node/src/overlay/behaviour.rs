@@ -54,7 +54,11 @@ pub struct Behaviour {
 
 impl Behaviour {
     /// Builds the behaviours for `key` with `store` as the record store.
-    pub fn new(key: &Keypair, store: SledRecordStore, tuning: &OverlayTuning) -> std::io::Result<Behaviour> {
+    pub fn new(
+        key: &Keypair,
+        store: SledRecordStore,
+        tuning: &OverlayTuning,
+    ) -> std::io::Result<Behaviour> {
         let peer_id = key.public().to_peer_id();
         let mut cfg = kad::Config::new(KAD_PROTOCOL);
         cfg.set_query_timeout(tuning.query_timeout)
@@ -72,7 +76,10 @@ impl Behaviour {
                 .with_agent_version(format!("kadsip/{}", env!("CARGO_PKG_VERSION"))),
         );
         let mdns = if tuning.mdns {
-            Some(mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)?)
+            Some(mdns::tokio::Behaviour::new(
+                mdns::Config::default(),
+                peer_id,
+            )?)
         } else {
             None
         };

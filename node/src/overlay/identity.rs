@@ -13,7 +13,8 @@ pub fn load_or_create(dir: &Path) -> Result<Keypair, StorageError> {
         source,
     };
     match std::fs::read(&path) {
-        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|_| StorageError::Corrupt("identity.key")),
+        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes)
+            .map_err(|_| StorageError::Corrupt("identity.key")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             std::fs::create_dir_all(dir).map_err(io)?;
             let key = Keypair::generate_ed25519();
@@ -25,7 +26,8 @@ pub fn load_or_create(dir: &Path) -> Result<Keypair, StorageError> {
             #[cfg(unix)]
             {
                 use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+                std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))
+                    .map_err(io)?;
             }
             std::fs::rename(&tmp, &path).map_err(io)?;
             Ok(key)

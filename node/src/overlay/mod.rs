@@ -132,9 +132,18 @@ impl Overlay {
     }
 
     /// Looks `key` up in the DHT; `pinned` is an owner key already trusted.
-    pub async fn lookup(&self, key: Vec<u8>, pinned: Option<[u8; 32]>) -> Result<LookupReply, OverlayError> {
+    pub async fn lookup(
+        &self,
+        key: Vec<u8>,
+        pinned: Option<[u8; 32]>,
+    ) -> Result<LookupReply, OverlayError> {
         let (tx, rx) = oneshot::channel();
-        self.send(Command::Lookup { key, pinned, reply: tx }).await?;
+        self.send(Command::Lookup {
+            key,
+            pinned,
+            reply: tx,
+        })
+        .await?;
         rx.await.map_err(|_| OverlayError::Stopped)
     }
 

@@ -29,8 +29,15 @@ pub fn build_swarm(
     let tuning = tuning.clone();
     Ok(libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
-        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)?
-        .with_behaviour(|key| Behaviour::new(key, store, &tuning))?
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )?
+        .with_behaviour(|key| {
+            Behaviour::new(key, store, &tuning)
+                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+        })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
         .build())
 }
@@ -62,7 +69,11 @@ const MAX_INFLIGHT: usize = 4096;
 
 impl OverlayTask {
     /// Wraps a built swarm; returns the task and its handle.
-    pub fn new(mut swarm: Swarm<Behaviour>, metrics: Arc<Metrics>, queue: usize) -> (OverlayTask, Overlay) {
+    pub fn new(
+        mut swarm: Swarm<Behaviour>,
+        metrics: Arc<Metrics>,
+        queue: usize,
+    ) -> (OverlayTask, Overlay) {
         let (tx, rx) = mpsc::channel(queue);
         let limits = *swarm.behaviour_mut().kad.store_mut().limits();
         let peer_id = *swarm.local_peer_id();
@@ -102,7 +113,11 @@ impl OverlayTask {
         }
         for (_, p) in self.lookups.drain() {
             for r in p.replies {
-                let _ = r.send(LookupReply { result: DhtLookup::TimedOut, requests: 0, elapsed: p.started.elapsed() });
+                let _ = r.send(LookupReply {
+                    result: DhtLookup::TimedOut,
+                    requests: 0,
+                    elapsed: p.started.elapsed(),
+                });
             }
         }
     }
@@ -117,7 +132,12 @@ impl OverlayTask {
     }
 
     fn routing_table_len(&mut self) -> usize {
-        self.swarm.behaviour_mut().kad.kbuckets().map(|b| b.num_entries()).sum()
+        self.swarm
+            .behaviour_mut()
+            .kad
+            .kbuckets()
+            .map(|b| b.num_entries())
+            .sum()
     }
 
     fn on_command(&mut self, c: Command) {
@@ -129,7 +149,12 @@ impl OverlayTask {
                     publisher: None,
                     expires: None,
                 };
-                match self.swarm.behaviour_mut().kad.put_record(record, Quorum::One) {
+                match self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .put_record(record, Quorum::One)
+                {
                     Ok(id) => {
                         if let Some(r) = reply {
                             self.publishes.insert(id, r);
@@ -157,7 +182,11 @@ impl OverlayTask {
                         return;
                     }
                 }
-                let id = self.swarm.behaviour_mut().kad.get_record(RecordKey::new(&key));
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_record(RecordKey::new(&key));
                 self.lookup_by_key.insert(key.clone(), id);
                 self.lookups.insert(
                     id,
@@ -196,7 +225,9 @@ impl OverlayTask {
                 let me = *self.swarm.local_peer_id();
                 tracing::info!("listening on {}", address.with(Protocol::P2p(me)));
             }
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } => {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
                 if endpoint.is_dialer() {
                     let addr = endpoint.get_remote_address().clone();
@@ -221,7 +252,10 @@ impl OverlayTask {
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(list))) => {
                 for (peer, addr) in list {
                     tracing::debug!(%peer, %addr, "mdns discovered");
-                    self.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
                     if !self.swarm.is_connected(&peer) {
                         let _ = self.swarm.dial(addr);
                     }
@@ -234,20 +268,34 @@ impl OverlayTask {
     fn on_kad(&mut self, ev: kad::Event) {
         match ev {
             kad::Event::InboundRequest {
-                request: kad::InboundRequest::PutRecord { source, record: Some(record), .. },
+                request:
+                    kad::InboundRequest::PutRecord {
+                        source,
+                        record: Some(record),
+                        ..
+                    },
             } => {
                 let store = self.swarm.behaviour_mut().kad.store_mut();
                 match store.merge_put(record.key.as_ref(), &record.value, unix_now()) {
-                    Ok(_) => self.metrics.records_stored.inc(),
+                    Ok(_) => {
+                        self.metrics.records_stored.inc();
+                    }
                     Err(e) => {
                         tracing::debug!(%source, error = %e, "refused inbound record");
                         self.metrics.record_refused(&e);
                     }
                 }
             }
-            kad::Event::OutboundQueryProgressed { id, result, stats, step } => match result {
+            kad::Event::OutboundQueryProgressed {
+                id,
+                result,
+                stats,
+                step,
+            } => match result {
                 kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(pr))) => {
-                    let Some(p) = self.lookups.get_mut(&id) else { return };
+                    let Some(p) = self.lookups.get_mut(&id) else {
+                        return;
+                    };
                     match AorRecord::decode(&pr.record.value, 64 * 1024) {
                         Ok(rec) => p.results.push(rec),
                         Err(e) => {
@@ -264,7 +312,9 @@ impl OverlayTask {
                         self.answer(id, stats.num_requests(), false);
                     }
                 }
-                kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FinishedWithNoAdditionalRecord { .. })) => {
+                kad::QueryResult::GetRecord(Ok(
+                    kad::GetRecordOk::FinishedWithNoAdditionalRecord { .. },
+                )) => {
                     self.answer(id, stats.num_requests(), false);
                 }
                 kad::QueryResult::GetRecord(Err(kad::GetRecordError::Timeout { .. })) => {
@@ -275,7 +325,10 @@ impl OverlayTask {
                 }
                 kad::QueryResult::PutRecord(r) => {
                     if let Some(reply) = self.publishes.remove(&id) {
-                        let _ = reply.send(r.map(drop).map_err(|e| OverlayError::NotReplicated(format!("{e:?}"))));
+                        let _ = reply.send(
+                            r.map(drop)
+                                .map_err(|e| OverlayError::NotReplicated(format!("{e:?}"))),
+                        );
                     }
                 }
                 _ => {}
@@ -286,10 +339,14 @@ impl OverlayTask {
 
     /// True when enough valid results agree to answer before the query ends.
     fn enough(&self, id: QueryId) -> bool {
-        let Some(p) = self.lookups.get(&id) else { return false };
+        let Some(p) = self.lookups.get(&id) else {
+            return false;
+        };
         let now = unix_now();
         let limits = self.limits;
-        let Some(merged) = merge_for_read(&p.key, p.results.iter().cloned(), p.pinned, now, &limits) else {
+        let Some(merged) =
+            merge_for_read(&p.key, p.results.iter().cloned(), p.pinned, now, &limits)
+        else {
             return false;
         };
         let agreeing = p
@@ -301,7 +358,9 @@ impl OverlayTask {
     }
 
     fn answer(&mut self, id: QueryId, requests: u32, timed_out: bool) {
-        let Some(p) = self.lookups.remove(&id) else { return };
+        let Some(p) = self.lookups.remove(&id) else {
+            return;
+        };
         self.lookup_by_key.remove(&p.key);
         let limits = self.limits;
         let merged = merge_for_read(&p.key, p.results, p.pinned, unix_now(), &limits);

@@ -50,7 +50,8 @@ impl Bindings {
     pub fn all(&self) -> impl Iterator<Item = Result<(String, AorState), StorageError>> + '_ {
         self.tree.iter().map(|kv| {
             let (k, v) = kv?;
-            let aor = String::from_utf8(k.to_vec()).map_err(|_| StorageError::Corrupt("bindings key"))?;
+            let aor =
+                String::from_utf8(k.to_vec()).map_err(|_| StorageError::Corrupt("bindings key"))?;
             Ok((aor, decode(&v, "bindings")?))
         })
     }

@@ -94,7 +94,10 @@ impl Storage {
     /// A 32-byte secret stored under `name`, created from OS randomness on first use.
     pub fn secret(&self, name: &str) -> Result<[u8; 32], StorageError> {
         if let Some(v) = self.meta.get(name)? {
-            return v.as_ref().try_into().map_err(|_| StorageError::Corrupt("meta secret"));
+            return v
+                .as_ref()
+                .try_into()
+                .map_err(|_| StorageError::Corrupt("meta secret"));
         }
         let mut s = [0u8; 32];
         getrandom::fill(&mut s).map_err(|e| StorageError::Io {
@@ -113,7 +116,10 @@ pub(crate) fn encode<T: bincode::Encode>(v: &T) -> Vec<u8> {
 }
 
 /// Decodes a stored value, naming the tree on failure.
-pub(crate) fn decode<T: bincode::Decode<()>>(b: &[u8], what: &'static str) -> Result<T, StorageError> {
+pub(crate) fn decode<T: bincode::Decode<()>>(
+    b: &[u8],
+    what: &'static str,
+) -> Result<T, StorageError> {
     bincode::decode_from_slice(b, bincode::config::standard())
         .map(|(v, _)| v)
         .map_err(|_| StorageError::Corrupt(what))

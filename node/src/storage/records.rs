@@ -72,7 +72,12 @@ impl SledRecordStore {
     }
 
     fn to_record(&self, key: &[u8], rec: &AorRecord, now: u64) -> Record {
-        let expires = rec.entries.iter().map(|e| e.entry.expires).max().unwrap_or(now);
+        let expires = rec
+            .entries
+            .iter()
+            .map(|e| e.entry.expires)
+            .max()
+            .unwrap_or(now);
         Record {
             key: RecordKey::new(&key),
             value: rec.encode(),

@@ -113,7 +113,8 @@ impl<'a> Via<'a> {
     /// True when the branch carries the RFC 3261 magic cookie `z9hG4bK` and
     /// something after it (a bare cookie identifies nothing, RFC 4475 §3.2.1).
     pub fn is_rfc3261_branch(&self) -> bool {
-        self.branch().is_some_and(|b| b.len() > 7 && b.starts_with("z9hG4bK"))
+        self.branch()
+            .is_some_and(|b| b.len() > 7 && b.starts_with("z9hG4bK"))
     }
 
     /// The received parameter.

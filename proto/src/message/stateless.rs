@@ -20,14 +20,22 @@ pub fn error_response(raw: &[u8], status: StatusCode, detail: &str) -> Option<Ve
         .filter(|c| !c.is_control())
         .take(120)
         .collect();
-    out.push_str(&format!("SIP/2.0 {} {} ({reason})\r\n", status.as_u16(), status.reason()));
+    out.push_str(&format!(
+        "SIP/2.0 {} {} ({reason})\r\n",
+        status.as_u16(),
+        status.reason()
+    ));
     let mut has_via = false;
     for line in lines {
         if line.is_empty() {
             break;
         }
-        let Some((name, value)) = line.split_once(':') else { continue };
-        let Some(h) = StdHeader::lookup(name.trim_end_matches([' ', '\t'])) else { continue };
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let Some(h) = StdHeader::lookup(name.trim_end_matches([' ', '\t'])) else {
+            continue;
+        };
         if matches!(
             h,
             StdHeader::Via | StdHeader::From | StdHeader::To | StdHeader::CallId | StdHeader::CSeq
@@ -56,10 +64,20 @@ mod tests {
         let raw = b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCSeq: 99999999999 INVITE\r\nX: y\r\n\r\n";
         let r = error_response(raw, StatusCode::BAD_REQUEST, "line 3: bad\r\nCSeq").unwrap();
         let s = String::from_utf8(r).unwrap();
-        assert!(s.starts_with("SIP/2.0 400 Bad Request (line 3: badCSeq)\r\n"), "{s}");
+        assert!(
+            s.starts_with("SIP/2.0 400 Bad Request (line 3: badCSeq)\r\n"),
+            "{s}"
+        );
         assert!(s.contains("Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"));
         assert!(!s.contains("X: y"));
-        assert!(error_response(b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n", StatusCode::BAD_REQUEST, "").is_none());
+        assert!(
+            error_response(
+                b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n",
+                StatusCode::BAD_REQUEST,
+                ""
+            )
+            .is_none()
+        );
         assert!(error_response(b"INVITE x SIP/2.0\r\n\r\n", StatusCode::BAD_REQUEST, "").is_none());
     }
 }

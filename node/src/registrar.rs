@@ -1,0 +1,379 @@
+//! The node's registrar (RFC 3261 §10.3): digest authentication (SHA-256
+//! offered before MD5, no user enumeration), the pure binding rules from
+//! kadsip-proto, group-committed durability before the 200, and publication
+//! of the signed entry into the DHT.
+
+use crate::metrics::{MethodCode, Metrics};
+use crate::overlay::Overlay;
+use crate::sip::transport::Source;
+use crate::storage::{AorState, Committer, Storage, User, records::unix_now};
+use ed25519_dalek::SigningKey;
+use kadsip_proto::digest::{Algorithm, Challenge, Credentials, NcTracker, NonceKey, NonceStatus};
+use kadsip_proto::header::StdHeader;
+use kadsip_proto::overlay::{AorRecord, ContactBinding, NodeEntry, record_key};
+use kadsip_proto::registrar::{self, Policy, RegisterError};
+use kadsip_proto::{Aor, Request, Response, StatusCode};
+use std::sync::{Arc, Mutex};
+
+/// How long a nonce stays fresh.
+pub const NONCE_MAX_AGE: u64 = 300;
+/// How long the owner's claim on an AOR is published for.
+pub const CLAIM_SECS: u64 = 30 * 86_400;
+/// How long a tombstone (all contacts removed) stays in the DHT.
+pub const TOMBSTONE_SECS: u64 = 86_400;
+
+/// Registrar settings.
+#[derive(Debug, Clone)]
+pub struct RegistrarConfig {
+    /// Digest realm.
+    pub realm: String,
+    /// Domains served (empty: all).
+    pub domains: Vec<String>,
+    /// Lab mode: no authentication, keys created on first REGISTER.
+    pub open: bool,
+    /// Binding bounds.
+    pub policy: Policy,
+}
+
+/// The registrar service, shared by the SIP core's request tasks.
+pub struct Registrar {
+    cfg: RegistrarConfig,
+    storage: Storage,
+    committer: Committer,
+    overlay: Overlay,
+    metrics: Arc<Metrics>,
+    nonces: NonceKey,
+    nc: Mutex<NcTracker>,
+    /// Serialises updates per AOR so concurrent REGISTERs do not race.
+    locks: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    addrs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Registrar {
+    /// Creates the registrar.
+    pub fn new(
+        cfg: RegistrarConfig,
+        storage: Storage,
+        committer: Committer,
+        overlay: Overlay,
+        metrics: Arc<Metrics>,
+        nonce_secret: [u8; 32],
+        addrs: Arc<Mutex<Vec<String>>>,
+    ) -> Registrar {
+        Registrar {
+            cfg,
+            storage,
+            committer,
+            overlay,
+            metrics,
+            nonces: NonceKey::new(nonce_secret),
+            nc: Mutex::new(NcTracker::new(65_536)),
+            locks: Mutex::new(std::collections::HashMap::new()),
+            addrs,
+        }
+    }
+
+    fn challenge(&self, req: &Request, stale: bool, to_tag: &str) -> Response {
+        let now = unix_now();
+        let mut salt = [0u8; 8];
+        let _ = getrandom::fill(&mut salt);
+        let nonce = self.nonces.issue(now, salt);
+        let mut r = Response::to_request(req, StatusCode::UNAUTHORIZED, Some(to_tag));
+        for alg in [Algorithm::Sha256, Algorithm::Md5] {
+            let c = Challenge::digest(&self.cfg.realm, &nonce, alg, stale, None);
+            r.headers.push(StdHeader::WwwAuthenticate, c.to_string());
+        }
+        r
+    }
+
+    fn find_user(&self, username: &str, realm: &str) -> Option<User> {
+        let guess = format!("sip:{username}@{realm}");
+        if let Ok(Some(u)) = self.storage.users.get(&guess) {
+            if u.username == username && u.realm == realm {
+                return Some(u);
+            }
+        }
+        self.storage
+            .users
+            .all()
+            .filter_map(Result::ok)
+            .find(|u| u.username == username && u.realm == realm)
+    }
+
+    /// Checks the credentials; `Err` is the 401/403 to send.
+    fn authenticate(&self, req: &Request, aor: &Aor, to_tag: &str) -> Result<User, Response> {
+        let now = unix_now();
+        let creds = req
+            .headers
+            .authorization()
+            .filter_map(Result::ok)
+            .find_map(|c| match c {
+                Credentials::Digest(d) if d.realm == self.cfg.realm => Some(d),
+                _ => None,
+            });
+        let Some(creds) = creds else {
+            return Err(self.challenge(req, false, to_tag));
+        };
+        match self.nonces.check(&creds.nonce, now, NONCE_MAX_AGE) {
+            NonceStatus::Valid => {}
+            NonceStatus::Stale => return Err(self.challenge(req, true, to_tag)),
+            NonceStatus::Invalid => return Err(self.challenge(req, false, to_tag)),
+        }
+        let user = self.find_user(&creds.username, &creds.realm);
+        // The same work and the same answer whether or not the user exists.
+        let (ha1, found) = match (&user, creds.effective_algorithm().base()) {
+            (Some(u), Algorithm::Sha256) => (u.ha1_sha256.clone(), true),
+            (Some(u), Algorithm::Md5) => (u.ha1_md5.clone(), true),
+            (_, _) => ("0".repeat(64), false),
+        };
+        let ok = kadsip_proto::digest::verify(&creds, req.method.as_str(), &ha1) && found;
+        if !ok {
+            return Err(self.challenge(req, false, to_tag));
+        }
+        if let Some(nc) = creds.nc {
+            let fresh = self
+                .nc
+                .lock()
+                .map(|mut t| t.check(&creds.nonce, nc))
+                .unwrap_or(false);
+            if !fresh {
+                return Err(self.challenge(req, true, to_tag));
+            }
+        }
+        let user = user.expect("found");
+        if user.aor != aor.as_str() {
+            return Err(Response::to_request(
+                req,
+                StatusCode::FORBIDDEN,
+                Some(to_tag),
+            ));
+        }
+        Ok(user)
+    }
+
+    fn serves(&self, host: &str) -> bool {
+        self.cfg.domains.is_empty()
+            || self
+                .cfg
+                .domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(host))
+    }
+
+    /// Handles one REGISTER; the response is sent only after the binding is on disk.
+    pub async fn handle(&self, req: &Request, source: &Source, to_tag: &str) -> Response {
+        let resp = self.handle_inner(req, source, to_tag).await;
+        self.metrics
+            .register_requests
+            .get_or_create(&MethodCode {
+                method: "REGISTER".into(),
+                code: resp.status.as_u16(),
+            })
+            .inc();
+        resp
+    }
+
+    async fn handle_inner(&self, req: &Request, source: &Source, to_tag: &str) -> Response {
+        let aor = match registrar::register_aor(req) {
+            Ok(a) => a,
+            Err(e) => return e.response(req, to_tag),
+        };
+        let host = aor.as_str().rsplit_once('@').map_or("", |(_, h)| h);
+        if !self.serves(host) {
+            let mut r = Response::to_request(req, StatusCode::NOT_FOUND, Some(to_tag));
+            r.reason = "Domain Not Served Here".into();
+            return r;
+        }
+        let user = if self.cfg.open {
+            match self.storage.users.get(aor.as_str()) {
+                Ok(Some(u)) => Some(u),
+                Ok(None) => None,
+                Err(_) => {
+                    return Response::to_request(
+                        req,
+                        StatusCode::SERVER_INTERNAL_ERROR,
+                        Some(to_tag),
+                    );
+                }
+            }
+        } else {
+            match self.authenticate(req, &aor, to_tag) {
+                Ok(u) => Some(u),
+                Err(r) => return r,
+            }
+        };
+        let lock = {
+            let mut m = match self.locks.lock() {
+                Ok(m) => m,
+                Err(_) => {
+                    return Response::to_request(
+                        req,
+                        StatusCode::SERVER_INTERNAL_ERROR,
+                        Some(to_tag),
+                    );
+                }
+            };
+            if m.len() > 100_000 {
+                m.retain(|_, l| Arc::strong_count(l) > 1);
+            }
+            m.entry(aor.as_str().to_owned()).or_default().clone()
+        };
+        let _guard = lock.lock().await;
+        let now = unix_now();
+        let mut state = match self.storage.bindings.get(aor.as_str()) {
+            Ok(s) => s.unwrap_or_default(),
+            Err(_) => {
+                return Response::to_request(req, StatusCode::SERVER_INTERNAL_ERROR, Some(to_tag));
+            }
+        };
+        registrar::prune(&mut state.bindings, now);
+        let before = state.bindings.clone();
+        let flow = source.to_flow();
+        let bindings =
+            match registrar::apply(&state.bindings, req, Some(&flow), now, &self.cfg.policy) {
+                Ok(b) => b,
+                Err(e @ RegisterError::IntervalTooBrief(_)) => return e.response(req, to_tag),
+                Err(e) => {
+                    let mut r = e.response(req, to_tag);
+                    r.reason = e.to_string().into();
+                    return r;
+                }
+            };
+        let changed = bindings != before;
+        let new_user = match user {
+            Some(u) => u,
+            None => match crate::accounts::new_user(&aor, "", "", "", true) {
+                Ok(u) => u,
+                Err(_) => {
+                    return Response::to_request(
+                        req,
+                        StatusCode::SERVER_INTERNAL_ERROR,
+                        Some(to_tag),
+                    );
+                }
+            },
+        };
+        let mut writes = Vec::new();
+        if changed
+            || !self
+                .storage
+                .users
+                .get(aor.as_str())
+                .is_ok_and(|u| u.is_some())
+        {
+            if !self
+                .storage
+                .users
+                .get(aor.as_str())
+                .is_ok_and(|u| u.is_some())
+            {
+                writes.push((
+                    self.storage.users.tree().clone(),
+                    self.storage.users.batch(&new_user),
+                ));
+            }
+        }
+        state.bindings = bindings;
+        let publish = changed || state.seq == 0;
+        if publish {
+            state.seq += 1;
+        }
+        writes.push((
+            self.storage.bindings.tree().clone(),
+            self.storage.bindings.batch(aor.as_str(), &state),
+        ));
+        if self.committer.commit(writes).await.is_err() {
+            return Response::to_request(req, StatusCode::SERVER_INTERNAL_ERROR, Some(to_tag));
+        }
+        if publish {
+            self.publish(&aor, &new_user, &state, now).await;
+        }
+        self.metrics.registrations.set(self.live_aors(now) as i64);
+        registrar::ok_response(req, &state.bindings, now, to_tag)
+    }
+
+    fn live_aors(&self, now: u64) -> usize {
+        // Cheap enough for status; bounded by the number of local AORs.
+        self.storage
+            .bindings
+            .all()
+            .filter_map(Result::ok)
+            .filter(|(_, s)| s.bindings.iter().any(|b| b.expires > now))
+            .count()
+    }
+
+    /// Signs and publishes this node's entry for `aor` (without waiting).
+    pub async fn publish(&self, aor: &Aor, user: &User, state: &AorState, now: u64) {
+        let key = SigningKey::from_bytes(&user.signing_key);
+        let entry = entry_for(self.overlay.peer_id().to_bytes(), self.addrs(), state, now);
+        let rec = AorRecord::new(aor, &key, entry);
+        if let Err(e) = self
+            .overlay
+            .publish_nowait(record_key(aor).to_vec(), rec.encode())
+            .await
+        {
+            tracing::warn!(%aor, error = %e, "publish failed");
+        }
+    }
+
+    fn addrs(&self) -> Vec<String> {
+        self.addrs.lock().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    /// Republishes every local AOR with a fresh seq (at start-up and before
+    /// entries expire). Returns how many were published.
+    pub async fn republish_all(&self) -> usize {
+        let now = unix_now();
+        let mut n = 0;
+        let aors: Vec<(String, AorState)> =
+            self.storage.bindings.all().filter_map(Result::ok).collect();
+        for (aor_s, mut state) in aors {
+            let Ok(aor) = Aor::parse(&aor_s) else {
+                continue;
+            };
+            let Ok(Some(user)) = self.storage.users.get(aor.as_str()) else {
+                continue;
+            };
+            registrar::prune(&mut state.bindings, now);
+            state.seq += 1;
+            let writes = vec![(
+                self.storage.bindings.tree().clone(),
+                self.storage.bindings.batch(aor.as_str(), &state),
+            )];
+            if self.committer.commit(writes).await.is_err() {
+                continue;
+            }
+            self.publish(&aor, &user, &state, now).await;
+            n += 1;
+        }
+        self.metrics.registrations.set(self.live_aors(now) as i64);
+        n
+    }
+}
+
+/// This node's entry for an AOR state.
+pub fn entry_for(node: Vec<u8>, addrs: Vec<String>, state: &AorState, now: u64) -> NodeEntry {
+    let contacts: Vec<ContactBinding> = state
+        .bindings
+        .iter()
+        .filter(|b| b.expires > now)
+        .map(|b| ContactBinding {
+            uri: b.contact.clone(),
+            q: b.q,
+            expires: b.expires,
+        })
+        .collect();
+    let expires = contacts
+        .iter()
+        .map(|c| c.expires)
+        .max()
+        .unwrap_or(now + TOMBSTONE_SECS);
+    NodeEntry {
+        node,
+        addrs: addrs.into_iter().take(8).collect(),
+        contacts,
+        seq: state.seq,
+        expires,
+        claim_expires: now + CLAIM_SECS,
+    }
+}

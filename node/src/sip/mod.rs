@@ -1,0 +1,8 @@
+//! SIP on the node: the UDP/TCP transports and the core that owns the
+//! transaction table and dispatches requests to the registrar (and, with the
+//! proxy, across the overlay).
+
+mod core;
+pub mod transport;
+
+pub use core::SipCore;

@@ -1,0 +1,275 @@
+//! SIP over UDP and TCP. One task owns the UDP socket; each TCP connection
+//! has its own task. Both parse what arrives (stream framing for TCP) and
+//! hand messages to the SIP core through a bounded channel; the core answers
+//! through [`Transports::send`].
+
+use bytes::Bytes;
+use kadsip_proto::Message;
+use kadsip_proto::framing::{Framed, Framer};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+
+/// Largest UDP datagram or framed TCP message accepted.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+/// Most simultaneous TCP connections.
+pub const MAX_TCP_CONNECTIONS: usize = 1024;
+/// A TCP connection with no traffic for this long is closed.
+pub const TCP_IDLE: Duration = Duration::from_secs(300);
+
+/// Identifies one TCP connection.
+pub type ConnId = u64;
+
+/// Where a message came from, so responses can go back the same way.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// A UDP datagram from this address.
+    Udp(SocketAddr),
+    /// A TCP connection.
+    Tcp {
+        /// The connection.
+        conn: ConnId,
+        /// The remote address.
+        peer: SocketAddr,
+    },
+}
+
+impl Source {
+    /// The remote address.
+    pub fn addr(&self) -> SocketAddr {
+        match self {
+            Source::Udp(a) => *a,
+            Source::Tcp { peer, .. } => *peer,
+        }
+    }
+
+    /// The transport token for Via (`UDP` / `TCP`).
+    pub fn transport(&self) -> &'static str {
+        match self {
+            Source::Udp(_) => "UDP",
+            Source::Tcp { .. } => "TCP",
+        }
+    }
+
+    /// True for reliable transports (no retransmissions).
+    pub fn reliable(&self) -> bool {
+        matches!(self, Source::Tcp { .. })
+    }
+
+    /// `udp:1.2.3.4:5060` / `tcp:…`, stored with bindings.
+    pub fn to_flow(&self) -> String {
+        match self {
+            Source::Udp(a) => format!("udp:{a}"),
+            Source::Tcp { peer, .. } => format!("tcp:{peer}"),
+        }
+    }
+}
+
+/// What the transports deliver to the SIP core.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A parsed message.
+    Message(Message, Source),
+    /// Bytes that do not parse; the core may answer 400/505 statelessly.
+    Invalid(kadsip_proto::ParseError, Bytes, Source),
+}
+
+/// Handle for sending through the transports.
+#[derive(Clone)]
+pub struct Transports {
+    udp: mpsc::Sender<(Bytes, SocketAddr)>,
+    tcp: Arc<Mutex<HashMap<ConnId, mpsc::Sender<Bytes>>>>,
+    /// The bound SIP address.
+    pub local: SocketAddr,
+}
+
+/// Counters the transports keep.
+#[derive(Default, Debug)]
+pub struct TransportStats {
+    /// Inbound items dropped because the core was saturated.
+    pub dropped: AtomicU64,
+    /// Messages that did not parse.
+    pub invalid: AtomicU64,
+}
+
+impl Transports {
+    /// Sends `bytes` back the way `to` came; false when the path is gone.
+    pub fn send(&self, to: &Source, bytes: Bytes) -> bool {
+        match to {
+            Source::Udp(a) => self.udp.try_send((bytes, *a)).is_ok(),
+            Source::Tcp { conn, .. } => {
+                let tx = self.tcp.lock().ok().and_then(|m| m.get(conn).cloned());
+                tx.is_some_and(|t| t.try_send(bytes).is_ok())
+            }
+        }
+    }
+
+    /// Sends a datagram to `addr`.
+    pub fn send_udp(&self, addr: SocketAddr, bytes: Bytes) -> bool {
+        self.udp.try_send((bytes, addr)).is_ok()
+    }
+
+    /// Open TCP connections.
+    pub fn tcp_connections(&self) -> usize {
+        self.tcp.lock().map_or(0, |m| m.len())
+    }
+}
+
+/// Binds UDP and TCP on `addr` and starts their tasks; inbound messages go to `core`.
+pub async fn start(
+    addr: SocketAddr,
+    core: mpsc::Sender<Inbound>,
+    stats: Arc<TransportStats>,
+) -> std::io::Result<Transports> {
+    let udp = UdpSocket::bind(addr).await?;
+    let local = udp.local_addr()?;
+    // TCP on the same port as UDP (the port is known once UDP is bound).
+    let tcp = TcpListener::bind(local).await?;
+    let (udp_tx, udp_rx) = mpsc::channel(4096);
+    let conns: Arc<Mutex<HashMap<ConnId, mpsc::Sender<Bytes>>>> = Arc::default();
+    tokio::spawn(udp_task(udp, udp_rx, core.clone(), stats.clone()));
+    tokio::spawn(tcp_accept(tcp, conns.clone(), core, stats));
+    Ok(Transports {
+        udp: udp_tx,
+        tcp: conns,
+        local,
+    })
+}
+
+async fn udp_task(
+    sock: UdpSocket,
+    mut out: mpsc::Receiver<(Bytes, SocketAddr)>,
+    core: mpsc::Sender<Inbound>,
+    stats: Arc<TransportStats>,
+) {
+    let mut buf = vec![0u8; MAX_MESSAGE + 1];
+    loop {
+        tokio::select! {
+            r = sock.recv_from(&mut buf) => {
+                let Ok((n, from)) = r else { continue };
+                if n > MAX_MESSAGE {
+                    stats.invalid.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let data = Bytes::copy_from_slice(&buf[..n]);
+                if data.iter().all(|&b| b == b'\r' || b == b'\n') {
+                    continue; // keep-alive
+                }
+                let item = match Message::parse(data.clone()) {
+                    Ok(m) => Inbound::Message(m, Source::Udp(from)),
+                    Err(e) => {
+                        stats.invalid.fetch_add(1, Ordering::Relaxed);
+                        Inbound::Invalid(e, data, Source::Udp(from))
+                    }
+                };
+                if core.try_send(item).is_err() {
+                    stats.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            o = out.recv() => {
+                let Some((bytes, to)) = o else { break };
+                if let Err(e) = sock.send_to(&bytes, to).await {
+                    tracing::debug!(%to, error = %e, "udp send failed");
+                }
+            }
+        }
+    }
+}
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+async fn tcp_accept(
+    listener: TcpListener,
+    conns: Arc<Mutex<HashMap<ConnId, mpsc::Sender<Bytes>>>>,
+    core: mpsc::Sender<Inbound>,
+    stats: Arc<TransportStats>,
+) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let full = conns
+            .lock()
+            .map_or(true, |m| m.len() >= MAX_TCP_CONNECTIONS);
+        if full {
+            tracing::warn!(%peer, "too many TCP connections; refusing");
+            continue;
+        }
+        let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(256);
+        if let Ok(mut m) = conns.lock() {
+            m.insert(id, tx);
+        }
+        let (conns, core, stats) = (conns.clone(), core.clone(), stats.clone());
+        tokio::spawn(async move {
+            tcp_conn(stream, peer, id, rx, core, stats).await;
+            if let Ok(mut m) = conns.lock() {
+                m.remove(&id);
+            }
+        });
+    }
+}
+
+async fn tcp_conn(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    id: ConnId,
+    mut out: mpsc::Receiver<Bytes>,
+    core: mpsc::Sender<Inbound>,
+    stats: Arc<TransportStats>,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.split();
+    let mut framer = Framer::new(MAX_MESSAGE);
+    let mut buf = vec![0u8; 16 * 1024];
+    let source = Source::Tcp { conn: id, peer };
+    loop {
+        tokio::select! {
+            r = tokio::time::timeout(TCP_IDLE, rd.read(&mut buf)) => {
+                let n = match r {
+                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+                    Ok(Ok(n)) => n,
+                };
+                framer.push(&buf[..n]);
+                loop {
+                    match framer.next() {
+                        Ok(None) => break,
+                        Ok(Some(Framed::Ping)) => {
+                            if wr.write_all(b"\r\n").await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(Some(Framed::Pong)) => {}
+                        Ok(Some(Framed::Message(m))) => {
+                            // A stream applies back-pressure instead of dropping.
+                            if core.send(Inbound::Message(m, source.clone())).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(Some(Framed::Invalid { error, raw })) => {
+                            stats.invalid.fetch_add(1, Ordering::Relaxed);
+                            let _ = core.send(Inbound::Invalid(error, raw, source.clone())).await;
+                        }
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "closing broken TCP stream");
+                            stats.invalid.fetch_add(1, Ordering::Relaxed);
+                            return;
+                        }
+                    }
+                }
+            }
+            o = out.recv() => {
+                let Some(bytes) = o else { break };
+                if wr.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! A small UDP SIP user agent for tests: sends requests, answers digest
+//! challenges, and waits for the final response (with retransmission).
+
+use kadsip_proto::digest::{Challenge, Credentials};
+use kadsip_proto::header::StdHeader;
+use kadsip_proto::{Message, Response};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+use tokio::net::UdpSocket;
+
+static SEQ: AtomicU32 = AtomicU32::new(1);
+
+/// A test UA bound to an ephemeral loopback port.
+pub struct Ua {
+    sock: UdpSocket,
+    /// Its local address.
+    pub local: SocketAddr,
+    /// The node it talks to.
+    pub node: SocketAddr,
+}
+
+impl Ua {
+    /// Binds a UA that talks to `node`.
+    pub async fn new(node: SocketAddr) -> Ua {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind ua");
+        let local = sock.local_addr().expect("addr");
+        Ua { sock, local, node }
+    }
+
+    fn next() -> u32 {
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A REGISTER for `aor` (e.g. `sip:bob@campus.example`) with `expires`.
+    pub fn register(
+        &self,
+        aor: &str,
+        call_id: &str,
+        cseq: u32,
+        expires: u32,
+        auth: Option<&str>,
+    ) -> String {
+        let n = Self::next();
+        let host = aor.rsplit_once('@').map_or("kadsip", |(_, h)| h);
+        let user = aor
+            .trim_start_matches("sip:")
+            .split('@')
+            .next()
+            .unwrap_or("u");
+        let mut s = format!(
+            "REGISTER sip:{host} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch=z9hG4bKreg{n};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <{aor}>;tag=t{n}\r\n\
+             To: <{aor}>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {cseq} REGISTER\r\n\
+             Contact: <sip:{user}@{local}>;expires={expires}\r\n",
+            local = self.local
+        );
+        if let Some(a) = auth {
+            s.push_str(&format!("Authorization: {a}\r\n"));
+        }
+        s.push_str("Content-Length: 0\r\n\r\n");
+        s
+    }
+
+    /// Sends raw text and waits for a final response (retransmitting as UDP does).
+    pub async fn request(&self, text: &str) -> Response {
+        let mut wait = Duration::from_millis(500);
+        for _ in 0..7 {
+            self.sock
+                .send_to(text.as_bytes(), self.node)
+                .await
+                .expect("send");
+            let deadline = tokio::time::Instant::now() + wait;
+            loop {
+                let mut buf = vec![0u8; 65536];
+                match tokio::time::timeout_at(deadline, self.sock.recv_from(&mut buf)).await {
+                    Ok(Ok((n, _))) => {
+                        if let Ok(Message::Response(r)) = Message::parse(buf[..n].to_vec()) {
+                            if r.status.is_final() {
+                                return r;
+                            }
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            wait = (wait * 2).min(Duration::from_secs(4));
+        }
+        panic!("no final response from {}", self.node);
+    }
+
+    /// REGISTERs, answering one digest challenge with `user`/`password` when given.
+    pub async fn register_auth(
+        &self,
+        aor: &str,
+        expires: u32,
+        creds: Option<(&str, &str)>,
+    ) -> Response {
+        let call_id = format!("reg-{}-{}", self.local.port(), Self::next());
+        let r = self
+            .request(&self.register(aor, &call_id, 1, expires, None))
+            .await;
+        let Some((user, password)) = creds else {
+            return r;
+        };
+        if r.status.as_u16() != 401 {
+            return r;
+        }
+        let ch: Challenge = r
+            .headers
+            .get(StdHeader::WwwAuthenticate)
+            .expect("challenge")
+            .parse()
+            .expect("challenge parses");
+        let host = aor.rsplit_once('@').map_or("kadsip", |(_, h)| h);
+        let c = Credentials::answer(
+            &ch,
+            "REGISTER",
+            &format!("sip:{host}"),
+            user,
+            password,
+            "0a4f113b",
+            1,
+        )
+        .expect("answer");
+        self.request(&self.register(aor, &call_id, 2, expires, Some(&c.to_string())))
+            .await
+    }
+}

@@ -1,0 +1,5 @@
+//! kadsip end-to-end suites: real nodes (real libp2p swarm, real sled) on
+//! loopback, driven over real SIP sockets.
+
+mod overlay;
+mod support;

@@ -1,0 +1,136 @@
+//! Starting and stopping real kadsip nodes (in process, on loopback) and
+//! waiting for conditions with a deadline instead of sleeping.
+
+use kadsip_node::config::Config;
+use kadsip_node::node::{self, Running, Timers};
+use kadsip_proto::Aor;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A node under test and its data dir.
+pub struct TestNode {
+    /// The running node (None once stopped).
+    pub node: Option<Running>,
+    /// Its data dir (kept for restarts).
+    pub dir: tempfile::TempDir,
+    /// Its full p2p address (ends in /p2p/<id>).
+    pub addr: String,
+}
+
+impl TestNode {
+    /// The running node.
+    pub fn running(&self) -> &Running {
+        self.node.as_ref().expect("node is running")
+    }
+
+    /// Stops it (graceful).
+    pub async fn stop(&mut self) {
+        if let Some(n) = self.node.take() {
+            n.shutdown().await;
+        }
+    }
+}
+
+/// Config for a loopback test node.
+pub fn config(dir: PathBuf, bootstrap: Vec<String>, open: bool) -> Config {
+    let mut c = Config::default();
+    c.data_dir = dir;
+    c.sip = "127.0.0.1:0".parse().unwrap();
+    c.http = "127.0.0.1:0".parse().unwrap();
+    c.p2p = vec!["/ip4/127.0.0.1/tcp/0".into()];
+    c.bootstrap = bootstrap;
+    c.mdns = false;
+    c.open = open;
+    c.lookup_timeout = Duration::from_secs(3);
+    c
+}
+
+/// Polls `f` until it returns `Some`, failing after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Starts one node with `bootstrap` peers.
+pub async fn start(dir: tempfile::TempDir, bootstrap: Vec<String>, open: bool) -> TestNode {
+    let running = node::start(
+        config(dir.path().to_owned(), bootstrap, open),
+        Timers::default(),
+    )
+    .await
+    .expect("node starts");
+    let overlay = running.overlay.clone();
+    let addr = wait_for("a p2p listen address", Duration::from_secs(10), || {
+        let o = overlay.clone();
+        async move { o.status().await.ok()?.listen_addrs.into_iter().next() }
+    })
+    .await;
+    TestNode {
+        node: Some(running),
+        dir,
+        addr,
+    }
+}
+
+/// `n` nodes, all bootstrapped through the first, each with a populated
+/// routing table.
+pub async fn network(n: usize, open: bool) -> Vec<TestNode> {
+    let first = start(tempfile::tempdir().unwrap(), vec![], open).await;
+    let boot = vec![first.addr.clone()];
+    let mut nodes = vec![first];
+    for _ in 1..n {
+        nodes.push(start(tempfile::tempdir().unwrap(), boot.clone(), open).await);
+    }
+    for (i, t) in nodes.iter().enumerate() {
+        let o = t.running().overlay.clone();
+        let want = (n - 1).min(3);
+        wait_for(
+            &format!("node {i} to know {want} peers"),
+            Duration::from_secs(20),
+            || {
+                let o = o.clone();
+                async move {
+                    o.status()
+                        .await
+                        .ok()
+                        .filter(|s| s.routing_table >= want)
+                        .map(|_| ())
+                }
+            },
+        )
+        .await;
+    }
+    nodes
+}
+
+/// Resolves `aor` at `node` until the outcome is named `want`.
+pub async fn resolve_until(
+    node: &Running,
+    aor: &str,
+    want: &str,
+    timeout: Duration,
+) -> kadsip_node::lookup::Outcome {
+    let aor = Aor::parse(aor).unwrap();
+    let lookup = node.lookup.clone();
+    wait_for(&format!("{aor} to resolve as {want}"), timeout, || {
+        let (lookup, aor) = (lookup.clone(), aor.clone());
+        async move {
+            let r = lookup.resolve(&aor).await;
+            (r.outcome.name() == want).then_some(r.outcome)
+        }
+    })
+    .await
+}
