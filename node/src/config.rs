@@ -219,7 +219,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => v * 3600.0,
         u => return Err(format!("unknown unit {u:?} in {s:?}; use ms, s, m or h")),
     };
-    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(format!("{s:?} is out of range"));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -266,8 +266,10 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        let mut c = Config::default();
-        c.bootstrap = vec!["not-a-multiaddr".into()];
+        let c = Config {
+            bootstrap: vec!["not-a-multiaddr".into()],
+            ..Config::default()
+        };
         assert!(c.validate().unwrap_err().to_string().contains("bootstrap"));
         let mut c = Config::default();
         c.registrar.min_expires = 0;

@@ -70,12 +70,9 @@ impl Metrics {
         );
         let lookups = Family::<Outcome, Counter>::default();
         registry.register("lookups", "AOR lookups by outcome", lookups.clone());
-        let lookup_latency = Histogram::new(
-            [
-                0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
-            ]
-            .into_iter(),
-        );
+        let lookup_latency = Histogram::new([
+            0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+        ]);
         registry.register(
             "lookup_latency_seconds",
             "AOR lookup latency",

@@ -89,12 +89,10 @@ impl Running {
     }
 }
 
-fn stopped(mut rx: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        while !*rx.borrow() {
-            if rx.changed().await.is_err() {
-                return;
-            }
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
         }
     }
 }
@@ -232,7 +230,7 @@ pub async fn start(config: Config, timers: Timers) -> Result<Running, NodeError>
         storage: storage.clone(),
         metrics: metrics.clone(),
         lookup: lookup.clone(),
-        extra: Box::new(move || core_stats()),
+        extra: Box::new(core_stats),
     });
     let shutdown = stopped(stop_rx.clone());
     tasks.push(tokio::spawn(async move {

@@ -240,6 +240,7 @@ impl Registrar {
                 }
             };
         let changed = bindings != before;
+        let user_is_new = user.is_none();
         let new_user = match user {
             Some(u) => u,
             None => match crate::accounts::new_user(&aor, "", "", "", true) {
@@ -254,24 +255,11 @@ impl Registrar {
             },
         };
         let mut writes = Vec::new();
-        if changed
-            || !self
-                .storage
-                .users
-                .get(aor.as_str())
-                .is_ok_and(|u| u.is_some())
-        {
-            if !self
-                .storage
-                .users
-                .get(aor.as_str())
-                .is_ok_and(|u| u.is_some())
-            {
-                writes.push((
-                    self.storage.users.tree().clone(),
-                    self.storage.users.batch(&new_user),
-                ));
-            }
+        if user_is_new {
+            writes.push((
+                self.storage.users.tree().clone(),
+                self.storage.users.batch(&new_user),
+            ));
         }
         state.bindings = bindings;
         let publish = changed || state.seq == 0;

@@ -156,7 +156,7 @@ impl Framer {
 
     /// The next item, `Ok(None)` when more bytes are needed, `Err` when the
     /// stream is broken and must be closed.
-    pub fn next(&mut self) -> Result<Option<Framed>, ParseError> {
+    pub fn decode(&mut self) -> Result<Option<Framed>, ParseError> {
         match check(&self.buf, self.max)? {
             Check::Incomplete => Ok(None),
             Check::Ping(n) => {
@@ -188,14 +188,14 @@ mod tests {
     fn keepalives_and_messages() {
         let mut f = Framer::default();
         f.push(b"\r\n\r\n");
-        assert_eq!(f.next().unwrap(), Some(Framed::Ping));
+        assert_eq!(f.decode().unwrap(), Some(Framed::Ping));
         f.push(b"\r\n");
-        assert_eq!(f.next().unwrap(), None);
+        assert_eq!(f.decode().unwrap(), None);
         f.push(&MSG[..10]);
-        assert_eq!(f.next().unwrap(), Some(Framed::Pong));
-        assert_eq!(f.next().unwrap(), None);
+        assert_eq!(f.decode().unwrap(), Some(Framed::Pong));
+        assert_eq!(f.decode().unwrap(), None);
         f.push(&MSG[10..]);
-        match f.next().unwrap() {
+        match f.decode().unwrap() {
             Some(Framed::Message(m)) => assert_eq!(&m.body()[..], b"hello"),
             other => panic!("{other:?}"),
         }

@@ -160,7 +160,7 @@ pub fn apply(
     for c in &contacts {
         let Contact::Addr(addr) = c else { continue };
         let uri = addr.uri;
-        if !matches!(Uri::parse(uri), Ok(_)) {
+        if Uri::parse(uri).is_err() {
             return Err(RegisterError::BadRequest("invalid Contact URI"));
         }
         let expires = addr

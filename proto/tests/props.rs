@@ -192,7 +192,7 @@ fn frame_all(pieces: &[&[u8]]) -> Vec<Framed> {
     let mut out = Vec::new();
     for p in pieces {
         f.push(p);
-        while let Some(item) = f.next().expect("valid stream") {
+        while let Some(item) = f.decode().expect("valid stream") {
             out.push(item);
         }
     }

@@ -95,7 +95,7 @@ fn protos_c07_sip_never_panics() {
             let mut f = Framer::default();
             f.push(&msg);
             for _ in 0..4 {
-                match f.next() {
+                match f.decode() {
                     Ok(Some(
                         Framed::Message(_) | Framed::Invalid { .. } | Framed::Ping | Framed::Pong,
                     )) => {}

@@ -238,7 +238,7 @@ async fn tcp_conn(
                 };
                 framer.push(&buf[..n]);
                 loop {
-                    match framer.next() {
+                    match framer.decode() {
                         Ok(None) => break,
                         Ok(Some(Framed::Ping)) => {
                             if wr.write_all(b"\r\n").await.is_err() {

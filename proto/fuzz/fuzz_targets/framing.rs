@@ -11,7 +11,7 @@ fn run(pieces: &[&[u8]]) -> (Vec<Framed>, bool) {
     for p in pieces {
         f.push(p);
         loop {
-            match f.next() {
+            match f.decode() {
                 Ok(Some(item)) => out.push(item),
                 Ok(None) => break,
                 Err(_) => return (out, true),

@@ -94,10 +94,8 @@ impl<'a> Via<'a> {
                 return Err(unexpected(r, 0, "IP address in received"));
             }
         }
-        if let Some(v) = via.params.get("rport") {
-            if let Some(p) = v {
-                crate::syntax::parse_u64(p, u64::from(u16::MAX))?;
-            }
+        if let Some(Some(p)) = via.params.get("rport") {
+            crate::syntax::parse_u64(p, u64::from(u16::MAX))?;
         }
         if let Some(Some(t)) = via.params.get("ttl") {
             crate::syntax::parse_u64(t, 255)?;

@@ -12,8 +12,8 @@ use std::time::Duration;
 pub struct TestNode {
     /// The running node (None once stopped).
     pub node: Option<Running>,
-    /// Its data dir (kept for restarts).
-    pub dir: tempfile::TempDir,
+    /// Its data dir (kept for restarts; removed on drop).
+    pub _dir: tempfile::TempDir,
     /// Its full p2p address (ends in /p2p/<id>).
     pub addr: String,
 }
@@ -34,16 +34,17 @@ impl TestNode {
 
 /// Config for a loopback test node.
 pub fn config(dir: PathBuf, bootstrap: Vec<String>, open: bool) -> Config {
-    let mut c = Config::default();
-    c.data_dir = dir;
-    c.sip = "127.0.0.1:0".parse().unwrap();
-    c.http = "127.0.0.1:0".parse().unwrap();
-    c.p2p = vec!["/ip4/127.0.0.1/tcp/0".into()];
-    c.bootstrap = bootstrap;
-    c.mdns = false;
-    c.open = open;
-    c.lookup_timeout = Duration::from_secs(3);
-    c
+    Config {
+        data_dir: dir,
+        sip: "127.0.0.1:0".parse().unwrap(),
+        http: "127.0.0.1:0".parse().unwrap(),
+        p2p: vec!["/ip4/127.0.0.1/tcp/0".into()],
+        bootstrap,
+        mdns: false,
+        open,
+        lookup_timeout: Duration::from_secs(3),
+        ..Config::default()
+    }
 }
 
 /// Polls `f` until it returns `Some`, failing after `timeout`.
@@ -80,7 +81,7 @@ pub async fn start(dir: tempfile::TempDir, bootstrap: Vec<String>, open: bool) -
     .await;
     TestNode {
         node: Some(running),
-        dir,
+        _dir: dir,
         addr,
     }
 }
