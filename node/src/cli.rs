@@ -68,6 +68,9 @@ pub struct NodeArgs {
     /// Lab mode: accept every REGISTER without authentication.
     #[arg(long)]
     pub open: bool,
+    /// Digest algorithm to offer, repeatable, most preferred first [default: SHA-256, MD5].
+    #[arg(long = "auth-algorithm", value_name = "SHA-256|MD5")]
+    pub auth_algorithms: Vec<String>,
     /// Turn mDNS peer discovery off.
     #[arg(long)]
     pub no_mdns: bool,
@@ -106,6 +109,9 @@ impl NodeArgs {
         }
         if self.open {
             c.open = true;
+        }
+        if !self.auth_algorithms.is_empty() {
+            c.auth_algorithms = self.auth_algorithms;
         }
         if self.no_mdns {
             c.mdns = false;

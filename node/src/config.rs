@@ -57,6 +57,8 @@ pub struct Config {
     pub realm: Option<String>,
     /// Lab mode: accept any REGISTER without authentication.
     pub open: bool,
+    /// Digest algorithms offered, most preferred first (`SHA-256`, `MD5`).
+    pub auth_algorithms: Vec<String>,
     /// mDNS discovery on the LAN.
     pub mdns: bool,
     /// Deadline of one DHT lookup, e.g. `"5s"`.
@@ -103,6 +105,7 @@ impl Default for Config {
             domains: Vec::new(),
             realm: None,
             open: false,
+            auth_algorithms: vec!["SHA-256".into(), "MD5".into()],
             mdns: true,
             lookup_timeout: Duration::from_secs(5),
             registrar: RegistrarConfig::default(),
@@ -190,6 +193,20 @@ impl Config {
             return Err(ConfigError::Invalid {
                 field: "lookup_timeout",
                 problem: "must be between 1ms and 120s".into(),
+            });
+        }
+        if self.auth_algorithms.is_empty()
+            || self
+                .auth_algorithms
+                .iter()
+                .any(|a| !a.eq_ignore_ascii_case("SHA-256") && !a.eq_ignore_ascii_case("MD5"))
+        {
+            return Err(ConfigError::Invalid {
+                field: "auth_algorithms",
+                problem: format!(
+                    "{:?}: list SHA-256 and/or MD5, most preferred first",
+                    self.auth_algorithms
+                ),
             });
         }
         for d in &self.domains {

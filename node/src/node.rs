@@ -168,6 +168,11 @@ pub async fn start(config: Config, timers: Timers) -> Result<Running, NodeError>
             domains: config.domains.clone(),
             open: config.open,
             policy: config.policy(),
+            algorithms: config
+                .auth_algorithms
+                .iter()
+                .map(|a| kadsip_proto::digest::Algorithm::from_token(a))
+                .collect(),
         },
         storage.clone(),
         committer,

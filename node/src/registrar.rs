@@ -33,6 +33,8 @@ pub struct RegistrarConfig {
     pub open: bool,
     /// Binding bounds.
     pub policy: Policy,
+    /// Digest algorithms offered, most preferred first.
+    pub algorithms: Vec<Algorithm>,
 }
 
 /// The registrar service, shared by the SIP core's request tasks.
@@ -79,8 +81,8 @@ impl Registrar {
         let _ = getrandom::fill(&mut salt);
         let nonce = self.nonces.issue(now, salt);
         let mut r = Response::to_request(req, StatusCode::UNAUTHORIZED, Some(to_tag));
-        for alg in [Algorithm::Sha256, Algorithm::Md5] {
-            let c = Challenge::digest(&self.cfg.realm, &nonce, alg, stale, None);
+        for alg in &self.cfg.algorithms {
+            let c = Challenge::digest(&self.cfg.realm, &nonce, alg.clone(), stale, None);
             r.headers.push(StdHeader::WwwAuthenticate, c.to_string());
         }
         r

@@ -2,4 +2,8 @@
 //! loopback, driven over real SIP sockets.
 
 mod overlay;
+mod process;
+mod registrar;
+mod restart;
+mod sipp;
 mod support;

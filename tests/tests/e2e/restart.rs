@@ -1,0 +1,65 @@
+//! Nothing acknowledged is lost: `kill -9` right after the 200 to REGISTER,
+//! restart on the same data dir, and the binding is in `/status` and
+//! resolves from another node.
+
+use crate::process::NodeProcess;
+use crate::support::{resolve_until, start};
+use kadsip_tests::ua::Ua;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_survives_kill_9() {
+    let other = start(tempfile::tempdir().unwrap(), vec![], true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let boot = other.addr.clone();
+    let args = ["--open", "--bootstrap", boot.as_str()];
+    let a = NodeProcess::start(dir.path(), &args);
+    let ua = Ua::new(a.sip).await;
+    let r = ua.register_auth("sip:erin@campus.example", 900, None).await;
+    assert_eq!(r.status.as_u16(), 200);
+    a.kill9(); // no graceful shutdown, no flush beyond what the 200 waited for
+
+    let a = tokio::task::spawn_blocking({
+        let dir = dir.path().to_owned();
+        let boot = boot.clone();
+        move || NodeProcess::start(&dir, &["--open", "--bootstrap", boot.as_str()])
+    })
+    .await
+    .unwrap();
+    let status = tokio::task::spawn_blocking({
+        let http = a.http;
+        move || kadsip_node::client::get(http, "/status").unwrap()
+    })
+    .await
+    .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let regs = v["registrations"].as_array().unwrap();
+    let erin = regs
+        .iter()
+        .find(|r| r["aor"] == "sip:erin@campus.example")
+        .expect("binding after kill -9");
+    assert!(
+        erin["contacts"][0]["uri"]
+            .as_str()
+            .unwrap()
+            .contains(&ua.local.to_string())
+    );
+
+    // The other node resolves it (the restarted node republished it).
+    let out = resolve_until(
+        other.running(),
+        "sip:erin@campus.example",
+        "found",
+        Duration::from_secs(20),
+    )
+    .await;
+    if let kadsip_node::lookup::Outcome::Found(rec) = out {
+        assert!(
+            rec.entries.iter().any(|e| e.entry.seq >= 2),
+            "republished with a higher seq after restart"
+        );
+    }
+    drop(a);
+    let mut other = other;
+    other.stop().await;
+}
