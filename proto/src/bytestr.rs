@@ -25,6 +25,14 @@ impl ByteStr {
         Ok(ByteStr(bytes))
     }
 
+    /// Wraps bytes the caller has just checked to be UTF-8 (`checked` is
+    /// the `&str` view of exactly these bytes); avoids validating twice.
+    pub(crate) fn from_checked(bytes: Bytes, checked: &str) -> Self {
+        debug_assert_eq!(bytes.as_ptr(), checked.as_ptr());
+        debug_assert_eq!(bytes.len(), checked.len());
+        ByteStr(bytes)
+    }
+
     /// The sub-slice of `self` that `part` occupies; `part` must borrow from `self`.
     /// Falls back to a copy when it does not (never panics).
     pub fn slice_ref(&self, part: &str) -> ByteStr {

@@ -31,6 +31,7 @@ pub use message::{Message, Request, Response};
 pub use method::Method;
 pub use status::{StatusClass, StatusCode};
 pub use uri::{Aor, SipUri, Uri};
+pub mod charclass;
 pub mod framing;
 pub mod overlay;
 pub mod registrar;

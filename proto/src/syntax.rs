@@ -63,12 +63,9 @@ pub(crate) fn unexpected(s: &str, at: usize, expected: &'static str) -> SyntaxEr
 }
 
 /// `token` characters: alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~".
-pub const fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+#[inline(always)]
+pub fn is_token_byte(b: u8) -> bool {
+    crate::charclass::is(b, crate::charclass::TOKEN)
 }
 
 /// True when `s` is a non-empty `token`.
@@ -77,23 +74,9 @@ pub fn is_token(s: &str) -> bool {
 }
 
 /// `word` characters (Call-ID): token characters plus `( ) < > : \ " / [ ] ? { }`.
-pub const fn is_word_byte(b: u8) -> bool {
-    is_token_byte(b)
-        || matches!(
-            b,
-            b'(' | b')'
-                | b'<'
-                | b'>'
-                | b':'
-                | b'\\'
-                | b'"'
-                | b'/'
-                | b'['
-                | b']'
-                | b'?'
-                | b'{'
-                | b'}'
-        )
+#[inline(always)]
+pub fn is_word_byte(b: u8) -> bool {
+    crate::charclass::is(b, crate::charclass::WORD)
 }
 
 /// Whitespace inside an unfolded header value.

@@ -163,32 +163,39 @@ pub struct Aor(String);
 // ---------------------------------------------------------------------------
 // Character classes (RFC 3261 §25.1)
 
+#[inline(always)]
 fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b)
+    crate::charclass::is(b, crate::charclass::UNRESERVED)
 }
 
+#[inline(always)]
 fn is_user(b: u8) -> bool {
-    is_unreserved(b) || b"&=+$,;?/".contains(&b)
+    crate::charclass::is(b, crate::charclass::USER)
 }
 
+#[inline(always)]
 fn is_password(b: u8) -> bool {
-    is_unreserved(b) || b"&=+$,".contains(&b)
+    crate::charclass::is(b, crate::charclass::PASSWORD)
 }
 
+#[inline(always)]
 fn is_param(b: u8) -> bool {
-    is_unreserved(b) || b"[]/:&+$".contains(&b)
+    crate::charclass::is(b, crate::charclass::PARAM)
 }
 
+#[inline(always)]
 fn is_header(b: u8) -> bool {
-    is_unreserved(b) || b"[]/?:+$".contains(&b)
+    crate::charclass::is(b, crate::charclass::HEADER)
 }
 
+#[inline(always)]
 fn is_uric(b: u8) -> bool {
-    is_unreserved(b) || b";/?:@&=+$,[]".contains(&b)
+    crate::charclass::is(b, crate::charclass::URIC)
 }
 
+#[inline(always)]
 fn is_scheme(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"+-.".contains(&b)
+    crate::charclass::is(b, crate::charclass::SCHEME)
 }
 
 // ---------------------------------------------------------------------------
@@ -305,7 +312,24 @@ fn sip_scheme(scheme: &str) -> Option<bool> {
     }
 }
 
-fn parse_host(c: &mut Cursor<'_>) -> Result<Host, UriError> {
+/// A host borrowed from the text being parsed.
+enum HostRef<'a> {
+    Domain(&'a str),
+    V4(Ipv4Addr),
+    V6(Ipv6Addr),
+}
+
+impl HostRef<'_> {
+    fn to_owned(&self) -> Host {
+        match self {
+            HostRef::Domain(d) => Host::Domain((*d).to_owned()),
+            HostRef::V4(a) => Host::V4(*a),
+            HostRef::V6(a) => Host::V6(*a),
+        }
+    }
+}
+
+fn parse_host<'a>(c: &mut Cursor<'a>) -> Result<HostRef<'a>, UriError> {
     let start = c.pos;
     if c.eat(b'[') {
         let addr = c.take_while(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
@@ -319,7 +343,7 @@ fn parse_host(c: &mut Cursor<'_>) -> Result<Host, UriError> {
             .parse::<Ipv6Addr>()
             .map_err(|_| c.error_at(UriErrorKind::InvalidIpv6, start + 1))?;
         c.expect_stop(b":;?", UriPart::Host)?;
-        return Ok(Host::V6(ip));
+        return Ok(HostRef::V6(ip));
     }
     let name = c.take_while(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
     c.expect_stop(b":;?", UriPart::Host)?;
@@ -329,7 +353,7 @@ fn parse_host(c: &mut Cursor<'_>) -> Result<Host, UriError> {
     if name.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return name
             .parse::<Ipv4Addr>()
-            .map(Host::V4)
+            .map(HostRef::V4)
             .map_err(|_| c.error_at(UriErrorKind::InvalidIpv4, start));
     }
     let mut offset = start;
@@ -339,7 +363,7 @@ fn parse_host(c: &mut Cursor<'_>) -> Result<Host, UriError> {
         }
         offset += label.len() + 1;
     }
-    Ok(Host::Domain(name.to_owned()))
+    Ok(HostRef::Domain(name))
 }
 
 fn parse_port(c: &mut Cursor<'_>) -> Result<u16, UriError> {
@@ -355,7 +379,39 @@ fn parse_port(c: &mut Cursor<'_>) -> Result<u16, UriError> {
 }
 
 /// Parses what follows `sip:` / `sips:`.
+/// The parts of a SIP URI, borrowed; parameters and headers go to sinks so
+/// that validating needs no allocation.
+struct SipParts<'a> {
+    user: Option<&'a str>,
+    password: Option<&'a str>,
+    host: HostRef<'a>,
+    port: Option<u16>,
+}
+
 fn parse_sip_body(c: &mut Cursor<'_>, secure: bool) -> Result<SipUri, UriError> {
+    let mut params = Vec::new();
+    let mut headers = Vec::new();
+    let p = scan_sip_body(
+        c,
+        |n, v| params.push((n.to_owned(), v.map(str::to_owned))),
+        |n, v| headers.push((n.to_owned(), v.to_owned())),
+    )?;
+    Ok(SipUri {
+        secure,
+        user: p.user.map(str::to_owned),
+        password: p.password.map(str::to_owned),
+        host: p.host.to_owned(),
+        port: p.port,
+        params,
+        headers,
+    })
+}
+
+fn scan_sip_body<'a>(
+    c: &mut Cursor<'a>,
+    mut on_param: impl FnMut(&'a str, Option<&'a str>),
+    mut on_header: impl FnMut(&'a str, &'a str),
+) -> Result<SipParts<'a>, UriError> {
     use UriErrorKind::Empty;
     // '@' may appear nowhere but after the userinfo, so its presence decides.
     let (user, password) = if c.s[c.pos..].contains('@') {
@@ -367,7 +423,7 @@ fn parse_sip_body(c: &mut Cursor<'_>, secure: bool) -> Result<SipUri, UriError> 
             });
         }
         let password = match c.eat(b':') {
-            true => Some(c.escaped(is_password, UriPart::Password)?.to_owned()),
+            true => Some(c.escaped(is_password, UriPart::Password)?),
             false => None,
         };
         if !c.eat(b'@') {
@@ -378,7 +434,7 @@ fn parse_sip_body(c: &mut Cursor<'_>, secure: bool) -> Result<SipUri, UriError> 
             };
             return Err(c.invalid(part));
         }
-        (Some(user.to_owned()), password)
+        (Some(user), password)
     } else {
         (None, None)
     };
@@ -389,7 +445,6 @@ fn parse_sip_body(c: &mut Cursor<'_>, secure: bool) -> Result<SipUri, UriError> 
         None
     };
 
-    let mut params = Vec::new();
     while c.eat(b';') {
         let name = c.escaped(is_param, UriPart::ParamName)?;
         c.expect_stop(b"=;?", UriPart::ParamName)?;
@@ -402,14 +457,13 @@ fn parse_sip_body(c: &mut Cursor<'_>, secure: bool) -> Result<SipUri, UriError> 
             if value.is_empty() {
                 return Err(c.error(Empty(UriPart::ParamValue)));
             }
-            Some(value.to_owned())
+            Some(value)
         } else {
             None
         };
-        params.push((name.to_owned(), value));
+        on_param(name, value);
     }
 
-    let mut headers = Vec::new();
     if c.eat(b'?') {
         loop {
             let name = c.escaped(is_header, UriPart::HeaderName)?;
@@ -420,7 +474,7 @@ fn parse_sip_body(c: &mut Cursor<'_>, secure: bool) -> Result<SipUri, UriError> 
                 return Err(c.invalid(UriPart::HeaderName));
             }
             let value = c.escaped(is_header, UriPart::HeaderValue)?;
-            headers.push((name.to_owned(), value.to_owned()));
+            on_header(name, value);
             if !c.eat(b'&') {
                 break;
             }
@@ -429,14 +483,11 @@ fn parse_sip_body(c: &mut Cursor<'_>, secure: bool) -> Result<SipUri, UriError> 
     if !c.at_end() {
         return Err(c.invalid(UriPart::HeaderValue));
     }
-    Ok(SipUri {
-        secure,
+    Ok(SipParts {
         user,
         password,
         host,
         port,
-        params,
-        headers,
     })
 }
 
@@ -490,6 +541,25 @@ impl Uri {
         match sip_scheme(scheme) {
             Some(secure) => parse_sip_body(&mut c, secure).map(Uri::Sip),
             None => AbsoluteUri::parse_body(&mut c, scheme).map(Uri::Other),
+        }
+    }
+
+    /// Checks `s` exactly as [`Uri::parse`] does, without allocating.
+    pub fn validate(s: &str) -> Result<(), UriError> {
+        let mut c = Cursor::new(s);
+        let scheme = c.scheme()?;
+        match sip_scheme(scheme) {
+            Some(_) => scan_sip_body(&mut c, |_, _| {}, |_, _| {}).map(drop),
+            None => {
+                let rest = c.escaped(is_uric, UriPart::Body)?;
+                if !c.at_end() {
+                    return Err(c.invalid(UriPart::Body));
+                }
+                if rest.is_empty() {
+                    return Err(c.error(UriErrorKind::Empty(UriPart::Body)));
+                }
+                Ok(())
+            }
         }
     }
 
@@ -747,7 +817,17 @@ impl Host {
         if !c.at_end() {
             return Err(c.invalid(UriPart::Host));
         }
-        Ok(h)
+        Ok(h.to_owned())
+    }
+
+    /// Checks a whole `host` like [`Host::parse`], without allocating.
+    pub fn validate(s: &str) -> Result<(), UriError> {
+        let mut c = Cursor::new(s);
+        parse_host(&mut c)?;
+        if !c.at_end() {
+            return Err(c.invalid(UriPart::Host));
+        }
+        Ok(())
     }
 
     /// §19.1.4 host comparison: case-insensitive names; an IP never equals a name.

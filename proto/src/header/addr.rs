@@ -24,7 +24,7 @@ impl<'a> NameAddr<'a> {
     /// Parses one value, checking the URI.
     pub fn parse(s: &'a str) -> Result<NameAddr<'a>, SyntaxError> {
         let na = Self::split(s)?;
-        Uri::parse(na.uri)?;
+        Uri::validate(na.uri)?;
         Ok(na)
     }
 

@@ -176,9 +176,14 @@ impl StdHeader {
             let c = b[0].to_ascii_lowercase();
             return TABLE.iter().find(|e| e.2 == Some(c)).map(|e| e.0);
         }
+        let first = b.first()?.to_ascii_lowercase();
         TABLE
             .iter()
-            .find(|e| e.1.len() == b.len() && e.1.as_bytes().eq_ignore_ascii_case(b))
+            .find(|e| {
+                e.1.len() == b.len()
+                    && e.1.as_bytes()[0].to_ascii_lowercase() == first
+                    && e.1.as_bytes().eq_ignore_ascii_case(b)
+            })
             .map(|e| e.0)
     }
 

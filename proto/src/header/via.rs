@@ -65,7 +65,7 @@ impl<'a> Via<'a> {
         if host.is_empty() {
             return Err(unexpected(s, host_start, "sent-by host"));
         }
-        Host::parse(host).map_err(SyntaxError::Uri)?;
+        Host::validate(host).map_err(SyntaxError::Uri)?;
         i = skip_ws(s, host_end);
         let mut port = None;
         if b.get(i) == Some(&b':') {
@@ -86,19 +86,21 @@ impl<'a> Via<'a> {
             port,
             params,
         };
-        if let Some(Some(r)) = via.params.get("received") {
-            // RFC 3261 allows IPv4address / IPv6address; RFC 5118 §4.5 says
-            // receivers should also accept an IPv6 reference in brackets.
-            let bare = r.trim_start_matches('[').trim_end_matches(']');
-            if bare.parse::<std::net::IpAddr>().is_err() {
-                return Err(unexpected(r, 0, "IP address in received"));
+        // One pass over the parameters checks the ones with a grammar.
+        for (name, value) in via.params.iter() {
+            let Some(v) = value else { continue };
+            if name.eq_ignore_ascii_case("received") {
+                // RFC 3261 allows IPv4address / IPv6address; RFC 5118 §4.5
+                // says receivers should also accept an IPv6 reference.
+                let bare = v.trim_start_matches('[').trim_end_matches(']');
+                if bare.parse::<std::net::IpAddr>().is_err() {
+                    return Err(unexpected(v, 0, "IP address in received"));
+                }
+            } else if name.eq_ignore_ascii_case("rport") {
+                crate::syntax::parse_u64(v, u64::from(u16::MAX))?;
+            } else if name.eq_ignore_ascii_case("ttl") {
+                crate::syntax::parse_u64(v, 255)?;
             }
-        }
-        if let Some(Some(p)) = via.params.get("rport") {
-            crate::syntax::parse_u64(p, u64::from(u16::MAX))?;
-        }
-        if let Some(Some(t)) = via.params.get("ttl") {
-            crate::syntax::parse_u64(t, 255)?;
         }
         Ok(via)
     }

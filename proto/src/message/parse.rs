@@ -53,8 +53,7 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
             return Err(ParseError::Utf8 { line });
         }
     };
-    let head_bytes =
-        ByteStr::from_utf8(buf.slice(..head_len)).map_err(|_| ParseError::Utf8 { line: 1 })?;
+    let head_bytes = ByteStr::from_checked(buf.slice(..head_len), head);
     let head_bs = head_bytes.as_str();
     debug_assert_eq!(head_bs, head);
 
