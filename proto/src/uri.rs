@@ -164,11 +164,6 @@ pub struct Aor(String);
 // Character classes (RFC 3261 §25.1)
 
 #[inline(always)]
-fn is_unreserved(b: u8) -> bool {
-    crate::charclass::is(b, crate::charclass::UNRESERVED)
-}
-
-#[inline(always)]
 fn is_user(b: u8) -> bool {
     crate::charclass::is(b, crate::charclass::USER)
 }
