@@ -45,6 +45,8 @@ pub struct Metrics {
     pub lookups: Family<Outcome, Counter>,
     /// Lookup latency in seconds.
     pub lookup_latency: Histogram,
+    /// Own publications finished, by outcome (replicated / partial).
+    pub publishes: Family<Outcome, Counter>,
     /// Inbound records stored.
     pub records_stored: Counter,
     /// Records refused on PUT or ignored on GET, by reason.
@@ -78,6 +80,12 @@ impl Metrics {
             "AOR lookup latency",
             lookup_latency.clone(),
         );
+        let publishes = Family::<Outcome, Counter>::default();
+        registry.register(
+            "publishes",
+            "Own DHT publications finished, by outcome",
+            publishes.clone(),
+        );
         let records_stored = Counter::default();
         registry.register(
             "records_stored",
@@ -97,6 +105,7 @@ impl Metrics {
             register_requests,
             lookups,
             lookup_latency,
+            publishes,
             records_stored,
             records_refused,
         }

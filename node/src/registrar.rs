@@ -229,7 +229,11 @@ impl Registrar {
             }
         };
         registrar::prune(&mut state.bindings, now);
-        let before = state.bindings.clone();
+        let before: Vec<(String, u16)> = state
+            .bindings
+            .iter()
+            .map(|b| (b.contact.clone(), b.q))
+            .collect();
         let flow = source.to_flow();
         let bindings =
             match registrar::apply(&state.bindings, req, Some(&flow), now, &self.cfg.policy) {
@@ -241,7 +245,13 @@ impl Registrar {
                     return r;
                 }
             };
-        let changed = bindings != before;
+        let after: Vec<(String, u16)> = bindings.iter().map(|b| (b.contact.clone(), b.q)).collect();
+        let new_until = bindings.iter().map(|b| b.expires).max().unwrap_or(now);
+        // Publish when the contact set changes, or when the published entry
+        // has less than a quarter of the new lifetime left; plain refreshes
+        // otherwise stay local (the republisher covers the rest).
+        let changed =
+            after != before || state.published_until < now + new_until.saturating_sub(now) * 3 / 4;
         let user_is_new = user.is_none();
         let new_user = match user {
             Some(u) => u,
@@ -267,6 +277,7 @@ impl Registrar {
         let publish = changed || state.seq == 0;
         if publish {
             state.seq += 1;
+            state.published_until = entry_expiry(&state, now);
         }
         writes.push((
             self.storage.bindings.tree().clone(),
@@ -325,7 +336,11 @@ impl Registrar {
                 continue;
             };
             registrar::prune(&mut state.bindings, now);
+            if state.bindings.is_empty() && state.published_until <= now {
+                continue; // the tombstone has run its course
+            }
             state.seq += 1;
+            state.published_until = entry_expiry(&state, now);
             let writes = vec![(
                 self.storage.bindings.tree().clone(),
                 self.storage.bindings.batch(aor.as_str(), &state),
@@ -341,6 +356,17 @@ impl Registrar {
     }
 }
 
+/// When the entry published for `state` expires.
+fn entry_expiry(state: &AorState, now: u64) -> u64 {
+    state
+        .bindings
+        .iter()
+        .filter(|b| b.expires > now)
+        .map(|b| b.expires)
+        .max()
+        .unwrap_or(now + TOMBSTONE_SECS)
+}
+
 /// This node's entry for an AOR state.
 pub fn entry_for(node: Vec<u8>, addrs: Vec<String>, state: &AorState, now: u64) -> NodeEntry {
     let contacts: Vec<ContactBinding> = state
@@ -353,11 +379,7 @@ pub fn entry_for(node: Vec<u8>, addrs: Vec<String>, state: &AorState, now: u64) 
             expires: b.expires,
         })
         .collect();
-    let expires = contacts
-        .iter()
-        .map(|c| c.expires)
-        .max()
-        .unwrap_or(now + TOMBSTONE_SECS);
+    let expires = entry_expiry(state, now);
     NodeEntry {
         node,
         addrs: addrs.into_iter().take(8).collect(),

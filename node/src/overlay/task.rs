@@ -56,13 +56,16 @@ pub struct OverlayTask {
     rx: mpsc::Receiver<Command>,
     lookups: HashMap<QueryId, PendingLookup>,
     lookup_by_key: HashMap<Vec<u8>, QueryId>,
-    publishes: HashMap<QueryId, oneshot::Sender<Result<(), OverlayError>>>,
+    publishes: HashMap<QueryId, Option<oneshot::Sender<Result<(), OverlayError>>>>,
     metrics: Arc<Metrics>,
     /// Results agreeing on the owner needed before a lookup answers early.
     read_quorum: usize,
     /// The record bounds the store applies, for reading too.
     limits: Limits,
 }
+
+/// How long shutdown waits for publications under way.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// Most lookups or publications in flight; more wait in the command channel.
 const MAX_INFLIGHT: usize = 4096;
@@ -97,13 +100,18 @@ impl OverlayTask {
         &mut self.swarm
     }
 
-    /// Runs until `shutdown` completes or every handle is dropped.
+    /// Runs until `shutdown` completes or every handle is dropped. On
+    /// shutdown, publications under way get a short grace period so a record
+    /// acknowledged locally still reaches its replicas.
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
             let busy = self.lookups.len() + self.publishes.len() >= MAX_INFLIGHT;
             tokio::select! {
-                _ = &mut shutdown => break,
+                _ = &mut shutdown => {
+                    self.drain_publishes().await;
+                    break;
+                }
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
                 cmd = self.rx.recv(), if !busy => match cmd {
                     Some(c) => self.on_command(c),
@@ -118,6 +126,16 @@ impl OverlayTask {
                     requests: 0,
                     elapsed: p.started.elapsed(),
                 });
+            }
+        }
+    }
+
+    async fn drain_publishes(&mut self) {
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while !self.publishes.is_empty() {
+            tokio::select! {
+                ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
+                _ = tokio::time::sleep_until(deadline) => break,
             }
         }
     }
@@ -143,6 +161,8 @@ impl OverlayTask {
     fn on_command(&mut self, c: Command) {
         match c {
             Command::Publish { key, value, reply } => {
+                // Quorum::All: kad stops sending PUTs once its quorum is met,
+                // so a smaller quorum would leave most replicas without it.
                 let record = Record {
                     key: RecordKey::new(&key),
                     value,
@@ -153,12 +173,10 @@ impl OverlayTask {
                     .swarm
                     .behaviour_mut()
                     .kad
-                    .put_record(record, Quorum::One)
+                    .put_record(record, Quorum::All)
                 {
                     Ok(id) => {
-                        if let Some(r) = reply {
-                            self.publishes.insert(id, r);
-                        }
+                        self.publishes.insert(id, reply);
                     }
                     Err(e) => {
                         if let Some(r) = reply {
@@ -325,10 +343,18 @@ impl OverlayTask {
                 }
                 kad::QueryResult::PutRecord(r) => {
                     if let Some(reply) = self.publishes.remove(&id) {
-                        let _ = reply.send(
-                            r.map(drop)
-                                .map_err(|e| OverlayError::NotReplicated(format!("{e:?}"))),
-                        );
+                        let outcome = if r.is_ok() { "replicated" } else { "partial" };
+                        self.metrics
+                            .publishes
+                            .get_or_create(&crate::metrics::Outcome { outcome })
+                            .inc();
+                        if let Some(reply) = reply {
+                            let _ =
+                                reply
+                                    .send(r.map(drop).map_err(|e| {
+                                        OverlayError::NotReplicated(format!("{e:?}"))
+                                    }));
+                        }
                     }
                 }
                 _ => {}

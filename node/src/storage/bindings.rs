@@ -12,6 +12,8 @@ pub struct AorState {
     pub bindings: Vec<Binding>,
     /// Seq of the last DHT entry published for this AOR.
     pub seq: u64,
+    /// Expiry of the last published entry (unix seconds).
+    pub published_until: u64,
 }
 
 /// The `bindings` tree: canonical AOR → [`AorState`].

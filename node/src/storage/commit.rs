@@ -97,7 +97,19 @@ mod tests {
         drop(c);
         drop(tree);
         drop(db);
-        let db = sled::open(dir.path()).unwrap();
+        // The writer thread releases its handle (and sled's lock) once it
+        // sees the channel closed; retry the reopen for a bounded time.
+        let mut reopened = None;
+        for _ in 0..200 {
+            match sled::open(dir.path()) {
+                Ok(db) => {
+                    reopened = Some(db);
+                    break;
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+        let db = reopened.expect("database reopens after the writer stops");
         assert_eq!(db.open_tree("t").unwrap().len(), 200);
     }
 }

@@ -47,6 +47,14 @@ pub fn config(dir: PathBuf, bootstrap: Vec<String>, open: bool) -> Config {
     }
 }
 
+/// Timers for tests: a short positive-cache lifetime so changes show quickly.
+pub fn timers() -> Timers {
+    Timers {
+        cache_ttl: Duration::from_secs(1),
+        ..Timers::default()
+    }
+}
+
 /// Polls `f` until it returns `Some`, failing after `timeout`.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
 where
@@ -67,12 +75,9 @@ where
 
 /// Starts one node with `bootstrap` peers.
 pub async fn start(dir: tempfile::TempDir, bootstrap: Vec<String>, open: bool) -> TestNode {
-    let running = node::start(
-        config(dir.path().to_owned(), bootstrap, open),
-        Timers::default(),
-    )
-    .await
-    .expect("node starts");
+    let running = node::start(config(dir.path().to_owned(), bootstrap, open), timers())
+        .await
+        .expect("node starts");
     let overlay = running.overlay.clone();
     let addr = wait_for("a p2p listen address", Duration::from_secs(10), || {
         let o = overlay.clone();
@@ -130,6 +135,9 @@ pub async fn resolve_until(
         let (lookup, aor) = (lookup.clone(), aor.clone());
         async move {
             let r = lookup.resolve(&aor).await;
+            if r.outcome.name() != want {
+                eprintln!("{aor}: {} (want {want})", r.outcome.name());
+            }
             (r.outcome.name() == want).then_some(r.outcome)
         }
     })
