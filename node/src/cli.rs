@@ -62,7 +62,7 @@ pub struct NodeArgs {
     /// SIP domain served by this node, repeatable; none serves every domain.
     #[arg(long, value_name = "NAME")]
     pub domain: Vec<String>,
-    /// Digest realm [default: the first --domain, else kadsip].
+    /// Digest realm [default: the domain of each registering AOR].
     #[arg(long)]
     pub realm: Option<String>,
     /// Lab mode: accept every REGISTER without authentication.

@@ -53,7 +53,7 @@ pub struct Config {
     pub http: SocketAddr,
     /// SIP domains served; empty means every domain.
     pub domains: Vec<String>,
-    /// Digest realm (default: the first domain, else `kadsip`).
+    /// Digest realm (default: the domain of the AOR being registered).
     pub realm: Option<String>,
     /// Lab mode: accept any REGISTER without authentication.
     pub open: bool,
@@ -130,12 +130,9 @@ impl Config {
         })
     }
 
-    /// The digest realm in use.
-    pub fn realm(&self) -> &str {
-        self.realm
-            .as_deref()
-            .or(self.domains.first().map(String::as_str))
-            .unwrap_or("kadsip")
+    /// The configured digest realm (`None`: each AOR's own domain).
+    pub fn realm(&self) -> Option<&str> {
+        self.realm.as_deref()
     }
 
     /// The registrar policy.

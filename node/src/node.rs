@@ -164,7 +164,7 @@ pub async fn start(config: Config, timers: Timers) -> Result<Running, NodeError>
     ));
     let registrar = Arc::new(Registrar::new(
         RegistrarConfig {
-            realm: config.realm().to_owned(),
+            realm: config.realm().map(str::to_owned),
             domains: config.domains.clone(),
             open: config.open,
             policy: config.policy(),

@@ -25,8 +25,9 @@ pub const TOMBSTONE_SECS: u64 = 86_400;
 /// Registrar settings.
 #[derive(Debug, Clone)]
 pub struct RegistrarConfig {
-    /// Digest realm.
-    pub realm: String,
+    /// Digest realm; `None` uses the domain of the AOR being registered
+    /// (what `kadsip user add` assumes by default).
+    pub realm: Option<String>,
     /// Domains served (empty: all).
     pub domains: Vec<String>,
     /// Lab mode: no authentication, keys created on first REGISTER.
@@ -75,14 +76,21 @@ impl Registrar {
         }
     }
 
-    fn challenge(&self, req: &Request, stale: bool, to_tag: &str) -> Response {
+    fn realm_for<'a>(&'a self, aor: &'a Aor) -> &'a str {
+        self.cfg
+            .realm
+            .as_deref()
+            .unwrap_or_else(|| aor.as_str().rsplit_once('@').map_or("kadsip", |(_, h)| h))
+    }
+
+    fn challenge(&self, req: &Request, realm: &str, stale: bool, to_tag: &str) -> Response {
         let now = unix_now();
         let mut salt = [0u8; 8];
         let _ = getrandom::fill(&mut salt);
         let nonce = self.nonces.issue(now, salt);
         let mut r = Response::to_request(req, StatusCode::UNAUTHORIZED, Some(to_tag));
         for alg in &self.cfg.algorithms {
-            let c = Challenge::digest(&self.cfg.realm, &nonce, alg.clone(), stale, None);
+            let c = Challenge::digest(realm, &nonce, alg.clone(), stale, None);
             r.headers.push(StdHeader::WwwAuthenticate, c.to_string());
         }
         r
@@ -105,21 +113,22 @@ impl Registrar {
     /// Checks the credentials; `Err` is the 401/403 to send.
     fn authenticate(&self, req: &Request, aor: &Aor, to_tag: &str) -> Result<User, Response> {
         let now = unix_now();
+        let realm = self.realm_for(aor);
         let creds = req
             .headers
             .authorization()
             .filter_map(Result::ok)
             .find_map(|c| match c {
-                Credentials::Digest(d) if d.realm == self.cfg.realm => Some(d),
+                Credentials::Digest(d) if d.realm == realm => Some(d),
                 _ => None,
             });
         let Some(creds) = creds else {
-            return Err(self.challenge(req, false, to_tag));
+            return Err(self.challenge(req, realm, false, to_tag));
         };
         match self.nonces.check(&creds.nonce, now, NONCE_MAX_AGE) {
             NonceStatus::Valid => {}
-            NonceStatus::Stale => return Err(self.challenge(req, true, to_tag)),
-            NonceStatus::Invalid => return Err(self.challenge(req, false, to_tag)),
+            NonceStatus::Stale => return Err(self.challenge(req, realm, true, to_tag)),
+            NonceStatus::Invalid => return Err(self.challenge(req, realm, false, to_tag)),
         }
         let user = self.find_user(&creds.username, &creds.realm);
         // The same work and the same answer whether or not the user exists.
@@ -130,7 +139,7 @@ impl Registrar {
         };
         let ok = kadsip_proto::digest::verify(&creds, req.method.as_str(), &ha1) && found;
         if !ok {
-            return Err(self.challenge(req, false, to_tag));
+            return Err(self.challenge(req, realm, false, to_tag));
         }
         if let Some(nc) = creds.nc {
             let fresh = self
@@ -139,7 +148,7 @@ impl Registrar {
                 .map(|mut t| t.check(&creds.nonce, nc))
                 .unwrap_or(false);
             if !fresh {
-                return Err(self.challenge(req, true, to_tag));
+                return Err(self.challenge(req, realm, true, to_tag));
             }
         }
         let user = user.expect("found");
