@@ -36,3 +36,4 @@ pub mod framing;
 pub mod overlay;
 pub mod registrar;
 pub mod transaction;
+pub mod routing;

@@ -4,7 +4,10 @@
 
 use crate::storage::SledRecordStore;
 use libp2p::swarm::{NetworkBehaviour, behaviour::toggle::Toggle};
-use libp2p::{StreamProtocol, connection_limits, identify, identity::Keypair, kad, mdns, ping};
+use super::sip_link::{SIP_PROTOCOL, SipCodec};
+use libp2p::{
+    StreamProtocol, connection_limits, identify, identity::Keypair, kad, mdns, ping, request_response,
+};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
@@ -50,6 +53,8 @@ pub struct Behaviour {
     pub ping: ping::Behaviour,
     /// LAN discovery.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
+    /// The SIP link between nodes.
+    pub sip: request_response::Behaviour<SipCodec>,
 }
 
 impl Behaviour {
@@ -89,7 +94,15 @@ impl Behaviour {
                 .with_max_pending_incoming(Some(64))
                 .with_max_established_per_peer(Some(2)),
         );
+        let sip = request_response::Behaviour::with_codec(
+            SipCodec,
+            [(SIP_PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(10))
+                .with_max_concurrent_streams(256),
+        );
         Ok(Behaviour {
+            sip,
             limits,
             kad,
             identify,

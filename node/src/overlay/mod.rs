@@ -4,6 +4,7 @@
 
 mod behaviour;
 pub mod identity;
+pub mod sip_link;
 mod task;
 
 pub use behaviour::{Behaviour, IDENTIFY_PROTOCOL, KAD_PROTOCOL, OverlayTuning};
@@ -66,7 +67,16 @@ pub enum OverlayError {
     /// The local store refused the record.
     #[error("record refused locally: {0}")]
     Refused(String),
+    /// The peer could not be reached (dial failure, timeout, closed stream).
+    #[error("peer unreachable: {0}")]
+    Unreachable(String),
+    /// Too many SIP messages in flight to this peer.
+    #[error("too many messages in flight to the peer")]
+    Busy,
 }
+
+/// A SIP message that arrived over the overlay link, with its sender.
+pub type InboundSip = (PeerId, Vec<u8>);
 
 pub(crate) enum Command {
     Publish {
@@ -84,6 +94,15 @@ pub(crate) enum Command {
     },
     Dial {
         addr: Multiaddr,
+    },
+    SendSip {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        bytes: Vec<u8>,
+        reply: Option<oneshot::Sender<Result<(), OverlayError>>>,
+    },
+    AttachSip {
+        sink: mpsc::Sender<InboundSip>,
     },
 }
 
@@ -152,6 +171,37 @@ impl Overlay {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Status { reply: tx }).await?;
         rx.await.map_err(|_| OverlayError::Stopped)
+    }
+
+    /// Sends a SIP message to `peer` (dialing `addrs` if needed) and waits
+    /// for its acknowledgement.
+    pub async fn send_sip(&self, peer: PeerId, addrs: Vec<Multiaddr>, bytes: Vec<u8>) -> Result<(), OverlayError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Command::SendSip {
+            peer,
+            addrs,
+            bytes,
+            reply: Some(tx),
+        })
+        .await?;
+        rx.await.map_err(|_| OverlayError::Stopped)?
+    }
+
+    /// Queues a SIP message without waiting (false when the queue is full).
+    pub fn try_send_sip(&self, peer: PeerId, bytes: Vec<u8>) -> bool {
+        self.tx
+            .try_send(Command::SendSip {
+                peer,
+                addrs: Vec::new(),
+                bytes,
+                reply: None,
+            })
+            .is_ok()
+    }
+
+    /// Routes SIP messages arriving over the overlay to `sink`.
+    pub async fn attach_sip(&self, sink: mpsc::Sender<InboundSip>) -> Result<(), OverlayError> {
+        self.send(Command::AttachSip { sink }).await
     }
 
     /// Dials a peer address (bootstrap).

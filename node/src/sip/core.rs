@@ -321,7 +321,7 @@ fn stamp_received(req: &mut Request, src: &Source) {
     let Some(Ok(via)) = req.headers.top_via() else {
         return;
     };
-    let addr = src.addr();
+    let Some(addr) = src.addr() else { return };
     let ip = addr.ip().to_string();
     let wants_rport = matches!(via.rport(), Some(None));
     let differs = via.host.trim_start_matches('[').trim_end_matches(']') != ip;

@@ -37,35 +37,39 @@ pub enum Source {
         /// The remote address.
         peer: SocketAddr,
     },
+    /// Another kadsip node, over the `/kadsip/sip/1.0.0` overlay link.
+    Overlay(libp2p::PeerId),
 }
 
 impl Source {
-    /// The remote address.
-    pub fn addr(&self) -> SocketAddr {
+    /// The remote address (none for overlay peers).
+    pub fn addr(&self) -> Option<SocketAddr> {
         match self {
-            Source::Udp(a) => *a,
-            Source::Tcp { peer, .. } => *peer,
+            Source::Udp(a) => Some(*a),
+            Source::Tcp { peer, .. } => Some(*peer),
+            Source::Overlay(_) => None,
         }
     }
 
-    /// The transport token for Via (`UDP` / `TCP`).
+    /// The transport token for Via (`UDP` / `TCP`; the overlay is reliable like TCP).
     pub fn transport(&self) -> &'static str {
         match self {
             Source::Udp(_) => "UDP",
-            Source::Tcp { .. } => "TCP",
+            Source::Tcp { .. } | Source::Overlay(_) => "TCP",
         }
     }
 
     /// True for reliable transports (no retransmissions).
     pub fn reliable(&self) -> bool {
-        matches!(self, Source::Tcp { .. })
+        !matches!(self, Source::Udp(_))
     }
 
-    /// `udp:1.2.3.4:5060` / `tcp:…`, stored with bindings.
+    /// `udp:1.2.3.4:5060` / `tcp:…` / `p2p:<peer>`, stored with bindings.
     pub fn to_flow(&self) -> String {
         match self {
             Source::Udp(a) => format!("udp:{a}"),
             Source::Tcp { peer, .. } => format!("tcp:{peer}"),
+            Source::Overlay(p) => format!("p2p:{p}"),
         }
     }
 }
@@ -83,7 +87,7 @@ pub enum Inbound {
 #[derive(Clone)]
 pub struct Transports {
     udp: mpsc::Sender<(Bytes, SocketAddr)>,
-    tcp: Arc<Mutex<HashMap<ConnId, mpsc::Sender<Bytes>>>>,
+    tcp: Arc<Mutex<HashMap<ConnId, (SocketAddr, mpsc::Sender<Bytes>)>>>,
     /// The bound SIP address.
     pub local: SocketAddr,
 }
@@ -98,15 +102,25 @@ pub struct TransportStats {
 }
 
 impl Transports {
-    /// Sends `bytes` back the way `to` came; false when the path is gone.
+    /// Sends `bytes` back the way `to` came; false when the path is gone
+    /// (overlay peers are reached through the overlay, not here).
     pub fn send(&self, to: &Source, bytes: Bytes) -> bool {
         match to {
             Source::Udp(a) => self.udp.try_send((bytes, *a)).is_ok(),
             Source::Tcp { conn, .. } => {
-                let tx = self.tcp.lock().ok().and_then(|m| m.get(conn).cloned());
+                let tx = self.tcp.lock().ok().and_then(|m| m.get(conn).map(|c| c.1.clone()));
                 tx.is_some_and(|t| t.try_send(bytes).is_ok())
             }
+            Source::Overlay(_) => false,
         }
+    }
+
+    /// The open TCP connection from `peer`, if any (a UA's registered flow).
+    pub fn tcp_flow(&self, peer: SocketAddr) -> Option<Source> {
+        let m = self.tcp.lock().ok()?;
+        m.iter()
+            .find(|(_, (a, _))| *a == peer)
+            .map(|(id, _)| Source::Tcp { conn: *id, peer })
     }
 
     /// Sends a datagram to `addr`.
@@ -131,7 +145,7 @@ pub async fn start(
     // TCP on the same port as UDP (the port is known once UDP is bound).
     let tcp = TcpListener::bind(local).await?;
     let (udp_tx, udp_rx) = mpsc::channel(4096);
-    let conns: Arc<Mutex<HashMap<ConnId, mpsc::Sender<Bytes>>>> = Arc::default();
+    let conns: Arc<Mutex<HashMap<ConnId, (SocketAddr, mpsc::Sender<Bytes>)>>> = Arc::default();
     tokio::spawn(udp_task(udp, udp_rx, core.clone(), stats.clone()));
     tokio::spawn(tcp_accept(tcp, conns.clone(), core, stats));
     Ok(Transports {
@@ -185,7 +199,7 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 async fn tcp_accept(
     listener: TcpListener,
-    conns: Arc<Mutex<HashMap<ConnId, mpsc::Sender<Bytes>>>>,
+    conns: Arc<Mutex<HashMap<ConnId, (SocketAddr, mpsc::Sender<Bytes>)>>>,
     core: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
 ) {
@@ -204,7 +218,7 @@ async fn tcp_accept(
         let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(256);
         if let Ok(mut m) = conns.lock() {
-            m.insert(id, tx);
+            m.insert(id, (peer, tx));
         }
         let (conns, core, stats) = (conns.clone(), core.clone(), stats.clone());
         tokio::spawn(async move {
