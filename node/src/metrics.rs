@@ -45,6 +45,10 @@ pub struct Metrics {
     pub lookups: Family<Outcome, Counter>,
     /// Lookup latency in seconds.
     pub lookup_latency: Histogram,
+    /// Proxied requests by method and final status.
+    pub routed: Family<MethodCode, Counter>,
+    /// INVITE → 2xx setup time through this node, seconds.
+    pub call_setup: Histogram,
     /// Own publications finished, by outcome (replicated / partial).
     pub publishes: Family<Outcome, Counter>,
     /// Inbound records stored.
@@ -80,6 +84,20 @@ impl Metrics {
             "AOR lookup latency",
             lookup_latency.clone(),
         );
+        let routed = Family::<MethodCode, Counter>::default();
+        registry.register(
+            "routed_requests",
+            "Proxied requests by method and final status",
+            routed.clone(),
+        );
+        let call_setup = Histogram::new([
+            0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
+        ]);
+        registry.register(
+            "call_setup_seconds",
+            "INVITE to 2xx through this node",
+            call_setup.clone(),
+        );
         let publishes = Family::<Outcome, Counter>::default();
         registry.register(
             "publishes",
@@ -105,6 +123,8 @@ impl Metrics {
             register_requests,
             lookups,
             lookup_latency,
+            routed,
+            call_setup,
             publishes,
             records_stored,
             records_refused,

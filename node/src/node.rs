@@ -8,7 +8,7 @@ use crate::lookup::Lookup;
 use crate::metrics::Metrics;
 use crate::overlay::{self, OverlayTask, OverlayTuning};
 use crate::registrar::{Registrar, RegistrarConfig};
-use crate::sip::SipCore;
+use crate::sip::{ProxyConfig, SipCore};
 use crate::storage::{Committer, SledRecordStore, Storage, StorageError};
 use kadsip_proto::overlay::Limits;
 use libp2p::Multiaddr;
@@ -50,6 +50,8 @@ pub struct Timers {
     pub cache_ttl: Duration,
     /// Overlay tuning.
     pub overlay: OverlayTuning,
+    /// Proxy timers (T1/T2/T4, Timer C).
+    pub proxy: ProxyConfig,
 }
 
 impl Default for Timers {
@@ -58,6 +60,7 @@ impl Default for Timers {
             republish: Duration::from_secs(600),
             cache_ttl: Duration::from_secs(10),
             overlay: OverlayTuning::default(),
+            proxy: ProxyConfig::default(),
         }
     }
 }
@@ -185,8 +188,10 @@ pub async fn start(config: Config, timers: Timers) -> Result<Running, NodeError>
     // SIP.
     let core = SipCore::start(
         config.sip,
+        timers.proxy.clone(),
         registrar.clone(),
         lookup.clone(),
+        overlay.clone(),
         metrics.clone(),
         stopped(stop_rx.clone()),
     )

@@ -35,5 +35,5 @@ pub mod charclass;
 pub mod framing;
 pub mod overlay;
 pub mod registrar;
-pub mod transaction;
 pub mod routing;
+pub mod transaction;

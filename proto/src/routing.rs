@@ -40,10 +40,20 @@ pub struct Failure {
 impl Outcome {
     /// `None` when the request is forwarded or delivered; else the answer.
     pub fn failure(self) -> Option<Failure> {
-        let f = |status, reason, retry_after| Some(Failure { status, reason, retry_after });
+        let f = |status, reason, retry_after| {
+            Some(Failure {
+                status,
+                reason,
+                retry_after,
+            })
+        };
         match self {
             Outcome::Found | Outcome::Local => None,
-            Outcome::NotFound => f(StatusCode::NOT_FOUND, "no record for this AOR in the overlay", None),
+            Outcome::NotFound => f(
+                StatusCode::NOT_FOUND,
+                "no record for this AOR in the overlay",
+                None,
+            ),
             Outcome::Offline => f(
                 StatusCode::TEMPORARILY_UNAVAILABLE,
                 "AOR known to the overlay but has no live contact",
@@ -54,13 +64,21 @@ impl Outcome {
                 "the callee's node is unreachable",
                 Some(30),
             ),
-            Outcome::LookupTimedOut => f(StatusCode::REQUEST_TIMEOUT, "overlay lookup timed out", None),
+            Outcome::LookupTimedOut => f(
+                StatusCode::REQUEST_TIMEOUT,
+                "overlay lookup timed out",
+                None,
+            ),
             Outcome::NoFinalResponse => f(
                 StatusCode::REQUEST_TIMEOUT,
                 "no final response from the callee before the timer expired",
                 None,
             ),
-            Outcome::NoPeers => f(StatusCode::SERVICE_UNAVAILABLE, "this node has no overlay peers", Some(30)),
+            Outcome::NoPeers => f(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this node has no overlay peers",
+                Some(30),
+            ),
         }
     }
 }
@@ -107,8 +125,14 @@ mod tests {
         assert_eq!(Outcome::NotFound.failure().unwrap().status.as_u16(), 404);
         assert_eq!(Outcome::Offline.failure().unwrap().status.as_u16(), 480);
         assert_eq!(Outcome::Unreachable.failure().unwrap().status.as_u16(), 480);
-        assert_eq!(Outcome::LookupTimedOut.failure().unwrap().status.as_u16(), 408);
-        assert_eq!(Outcome::NoFinalResponse.failure().unwrap().status.as_u16(), 408);
+        assert_eq!(
+            Outcome::LookupTimedOut.failure().unwrap().status.as_u16(),
+            408
+        );
+        assert_eq!(
+            Outcome::NoFinalResponse.failure().unwrap().status.as_u16(),
+            408
+        );
         let p = Outcome::NoPeers.failure().unwrap();
         assert_eq!((p.status.as_u16(), p.retry_after), (503, Some(30)));
         assert_eq!(

@@ -131,3 +131,114 @@ impl Ua {
             .await
     }
 }
+
+/// Reads the next SIP message within `wait`.
+impl Ua {
+    /// Sends raw text to `to`.
+    pub async fn send_to(&self, text: &str, to: SocketAddr) {
+        self.sock.send_to(text.as_bytes(), to).await.expect("send");
+    }
+
+    /// The next message (request or response) within `wait`.
+    pub async fn recv(&self, wait: Duration) -> Option<(Message, SocketAddr)> {
+        let mut buf = vec![0u8; 65536];
+        let (n, from) = tokio::time::timeout(wait, self.sock.recv_from(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        Message::parse(buf[..n].to_vec()).ok().map(|m| (m, from))
+    }
+
+    /// The next request with `method`, skipping anything else, within `wait`.
+    pub async fn expect_request(
+        &self,
+        method: &str,
+        wait: Duration,
+    ) -> (kadsip_proto::Request, SocketAddr) {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.recv(left).await {
+                Some((Message::Request(r), from)) if r.method.as_str() == method => {
+                    return (r, from);
+                }
+                Some(_) => continue,
+                None => panic!("no {method} within {wait:?}"),
+            }
+        }
+    }
+
+    /// The next response in call `call_id` whose CSeq method is `method` and
+    /// whose status is at least `min`, within `wait`.
+    pub async fn expect_response(
+        &self,
+        call_id: &str,
+        method: &str,
+        min: u16,
+        wait: Duration,
+    ) -> Response {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.recv(left).await {
+                Some((Message::Response(r), _)) => {
+                    let m = r
+                        .headers
+                        .cseq()
+                        .and_then(Result::ok)
+                        .map(|c| c.method.to_string());
+                    if m.as_deref() == Some(method)
+                        && r.status.as_u16() >= min
+                        && r.headers.call_id() == Some(call_id)
+                    {
+                        return r;
+                    }
+                }
+                Some(_) => continue,
+                None => panic!("no response ≥ {min} to {method} within {wait:?}"),
+            }
+        }
+    }
+
+    /// A response to `req` as a UAS would send it: Via, From, Call-ID,
+    /// CSeq and Record-Route copied, To tagged, our Contact added.
+    pub fn reply(&self, req: &kadsip_proto::Request, code: u16, to_tag: &str) -> String {
+        let mut r = Response::to_request(
+            req,
+            kadsip_proto::StatusCode::new(code).unwrap(),
+            Some(to_tag),
+        );
+        for rr in req.headers.get_all(StdHeader::RecordRoute) {
+            r.headers.push(StdHeader::RecordRoute, rr.clone());
+        }
+        if (200..300).contains(&code) || (101..200).contains(&code) {
+            r.headers
+                .push(StdHeader::Contact, format!("<sip:ua@{}>", self.local));
+        }
+        String::from_utf8(r.to_bytes()).unwrap()
+    }
+
+    /// An out-of-dialog request from this UA to `target` through its node.
+    pub fn request_to(
+        &self,
+        method: &str,
+        target: &str,
+        call_id: &str,
+        cseq: u32,
+        extra: &str,
+    ) -> String {
+        let n = Self::next();
+        format!(
+            "{method} {target} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch=z9hG4bKua{n};rport\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:caller@campus.example>;tag=c{n}\r\n\
+             To: <{target}>\r\n\
+             Call-ID: {call_id}\r\n\
+             CSeq: {cseq} {method}\r\n\
+             Contact: <sip:caller@{local}>\r\n\
+             {extra}Content-Length: 0\r\n\r\n",
+            local = self.local
+        )
+    }
+}

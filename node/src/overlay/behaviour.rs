@@ -2,11 +2,12 @@
 //! identify (which feeds Kademlia with listen addresses), ping, optional
 //! mDNS, and connection limits.
 
+use super::sip_link::{SIP_PROTOCOL, SipCodec};
 use crate::storage::SledRecordStore;
 use libp2p::swarm::{NetworkBehaviour, behaviour::toggle::Toggle};
-use super::sip_link::{SIP_PROTOCOL, SipCodec};
 use libp2p::{
-    StreamProtocol, connection_limits, identify, identity::Keypair, kad, mdns, ping, request_response,
+    StreamProtocol, connection_limits, identify, identity::Keypair, kad, mdns, ping,
+    request_response,
 };
 use std::num::NonZeroUsize;
 use std::time::Duration;

@@ -175,7 +175,12 @@ impl Overlay {
 
     /// Sends a SIP message to `peer` (dialing `addrs` if needed) and waits
     /// for its acknowledgement.
-    pub async fn send_sip(&self, peer: PeerId, addrs: Vec<Multiaddr>, bytes: Vec<u8>) -> Result<(), OverlayError> {
+    pub async fn send_sip(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        bytes: Vec<u8>,
+    ) -> Result<(), OverlayError> {
         let (tx, rx) = oneshot::channel();
         self.send(Command::SendSip {
             peer,

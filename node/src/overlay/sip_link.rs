@@ -30,7 +30,10 @@ impl request_response::Codec for SipCodec {
         io.read_exact(&mut len).await?;
         let n = u32::from_be_bytes(len) as usize;
         if n > MAX_SIP_FRAME {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "SIP frame too large"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "SIP frame too large",
+            ));
         }
         let mut buf = vec![0u8; n];
         io.read_exact(&mut buf).await?;
@@ -46,12 +49,20 @@ impl request_response::Codec for SipCodec {
         Ok(())
     }
 
-    async fn write_request<T>(&mut self, _: &StreamProtocol, io: &mut T, req: Vec<u8>) -> io::Result<()>
+    async fn write_request<T>(
+        &mut self,
+        _: &StreamProtocol,
+        io: &mut T,
+        req: Vec<u8>,
+    ) -> io::Result<()>
     where
         T: futures::AsyncWrite + Unpin + Send,
     {
         if req.len() > MAX_SIP_FRAME {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "SIP frame too large"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "SIP frame too large",
+            ));
         }
         io.write_all(&(req.len() as u32).to_be_bytes()).await?;
         io.write_all(&req).await?;

@@ -12,8 +12,8 @@ use libp2p::identity::Keypair;
 use libp2p::kad::{self, QueryId, Quorum, Record, RecordKey};
 use libp2p::metrics::Recorder;
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::SwarmEvent;
 use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns, noise, tcp, yamux};
 use std::collections::HashMap;
 use std::future::Future;
@@ -66,13 +66,16 @@ pub struct OverlayTask {
     /// Where SIP messages from other nodes go.
     sip_sink: Option<mpsc::Sender<InboundSip>>,
     /// SIP messages awaiting their acknowledgement.
-    sip_out: HashMap<OutboundRequestId, (PeerId, Option<oneshot::Sender<Result<(), OverlayError>>>)>,
+    sip_out: HashMap<OutboundRequestId, (PeerId, Option<AckReply>)>,
     /// In-flight SIP messages per peer.
     sip_inflight: HashMap<PeerId, usize>,
 }
 
 /// Most unacknowledged SIP messages to one peer.
 const MAX_SIP_INFLIGHT_PER_PEER: usize = 256;
+
+/// Where a SIP send's acknowledgement (or failure) is reported.
+type AckReply = oneshot::Sender<Result<(), OverlayError>>;
 
 /// How long shutdown waits for publications under way.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -402,7 +405,9 @@ impl OverlayTask {
     fn on_sip(&mut self, ev: request_response::Event<Vec<u8>, ()>) {
         match ev {
             request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request { request, channel, .. } => {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
                     let _ = self.swarm.behaviour_mut().sip.send_response(channel, ());
                     match &self.sip_sink {
                         Some(sink) => {
@@ -410,15 +415,22 @@ impl OverlayTask {
                                 tracing::debug!(%peer, "SIP core saturated; dropped overlay message");
                             }
                         }
-                        None => tracing::debug!(%peer, "no SIP core attached; dropped overlay message"),
+                        None => {
+                            tracing::debug!(%peer, "no SIP core attached; dropped overlay message")
+                        }
                     }
                 }
                 request_response::Message::Response { request_id, .. } => {
                     self.sip_done(request_id, Ok(()));
                 }
             },
-            request_response::Event::OutboundFailure { request_id, error, .. } => {
-                self.sip_done(request_id, Err(OverlayError::Unreachable(error.to_string())));
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } => {
+                self.sip_done(
+                    request_id,
+                    Err(OverlayError::Unreachable(error.to_string())),
+                );
             }
             _ => {}
         }

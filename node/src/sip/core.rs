@@ -1,44 +1,75 @@
 //! The SIP core: one task owns the transaction table (sans-I/O, from
-//! kadsip-proto) and the clock; transports feed it, per-request tasks answer
-//! it through a bounded channel, and every transmit goes back out the way the
-//! request came.
+//! kadsip-proto) and the clock. Transports and the overlay link feed it;
+//! registrar tasks and lookups answer it through a bounded event channel;
+//! every transmit goes out the way its transaction's peer is reached.
 
 use super::transport::{self, Inbound, Source, TransportStats, Transports};
-use crate::lookup::Lookup;
+use crate::lookup::{Lookup, Resolved};
 use crate::metrics::Metrics;
+use crate::overlay::Overlay;
 use crate::registrar::Registrar;
 use bytes::Bytes;
 use kadsip_proto::header::StdHeader;
 use kadsip_proto::message::error_response;
-use kadsip_proto::transaction::{
-    Config as TxConfig, Dispatch, Event, Reliability, Transactions, TxId,
-};
+use kadsip_proto::transaction::{Config as TxConfig, Dispatch, Reliability, Transactions, TxId};
 use kadsip_proto::{Message, Method, Request, Response, StatusCode, Uri};
 use serde_json::{Value, json};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Most open transactions; beyond it new requests get 503.
 pub const MAX_TRANSACTIONS: usize = 65_536;
+/// Most requests being proxied at once (lookups and branches included).
+pub const MAX_CONTEXTS: usize = 32_768;
 /// Option tags this node supports.
 pub const SUPPORTED: &[&str] = &["path", "outbound"];
 /// Methods this node handles or routes.
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE, INFO, UPDATE, PRACK, REFER, SUBSCRIBE, NOTIFY, REGISTER";
+
+/// Proxy settings.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// Transaction timers (T1, T2, T4).
+    pub tx: TxConfig,
+    /// Timer C: how long an INVITE may stay without a final response.
+    pub timer_c: Duration,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            tx: TxConfig::default(),
+            timer_c: Duration::from_secs(180),
+        }
+    }
+}
 
 /// Counters read by `/status`.
 #[derive(Default, Debug)]
 pub struct CoreStats {
     /// Open transactions.
     pub transactions: AtomicUsize,
+    /// Requests being proxied.
+    pub proxied: AtomicUsize,
     /// Requests received.
     pub requests: AtomicU64,
-    /// Requests answered 503 because the table was full.
+    /// Requests answered 503 because a table was full.
     pub overloaded: AtomicU64,
+}
+
+/// What tasks tell the core.
+pub(super) enum CoreEvent {
+    /// The registrar answered a REGISTER.
+    Answer(TxId, Response),
+    /// A lookup for a proxied request finished.
+    Resolved(TxId, Resolved),
+    /// An overlay send for a client transaction failed.
+    SendFailed(TxId),
 }
 
 /// A running SIP core.
@@ -53,31 +84,48 @@ pub struct SipCore {
 }
 
 impl SipCore {
-    /// Binds the transports on `addr` and starts the core.
+    /// Binds the transports on `addr`, attaches to the overlay link and
+    /// starts the core.
     pub async fn start(
         addr: SocketAddr,
+        cfg: ProxyConfig,
         registrar: Arc<Registrar>,
         lookup: Arc<Lookup>,
+        overlay: Overlay,
         metrics: Arc<Metrics>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<SipCore> {
         let (in_tx, in_rx) = mpsc::channel(8192);
         let transport_stats = Arc::new(TransportStats::default());
         let transports = transport::start(addr, in_tx, transport_stats.clone()).await?;
+        let (p2p_tx, p2p_rx) = mpsc::channel(8192);
+        overlay
+            .attach_sip(p2p_tx)
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
         let stats = Arc::new(CoreStats::default());
-        let (tu_tx, tu_rx) = mpsc::channel(8192);
+        let (ev_tx, ev_rx) = mpsc::channel(8192);
+        let me = overlay.peer_id().to_string();
         let core = Core {
-            table: Transactions::new(TxConfig::default(), MAX_TRANSACTIONS),
+            table: Transactions::new(cfg.tx, MAX_TRANSACTIONS),
+            cfg,
+            local: transports.local,
             transports: transports.clone(),
+            overlay,
+            me,
             sources: HashMap::new(),
+            dests: HashMap::new(),
+            contexts: HashMap::new(),
+            branch_of: HashMap::new(),
+            timer_c: BTreeSet::new(),
             registrar,
             lookup,
             metrics,
             stats: stats.clone(),
-            tu_tx,
+            events: ev_tx,
             tags: TagGen::new(),
         };
-        let task = tokio::spawn(core.run(in_rx, tu_rx, shutdown));
+        let task = tokio::spawn(core.run(in_rx, p2p_rx, ev_rx, shutdown));
         Ok(SipCore {
             local: transports.local,
             task,
@@ -97,6 +145,7 @@ impl SipCore {
         move || {
             json!({
                 "transactions": s.transactions.load(Ordering::Relaxed),
+                "proxied": s.proxied.load(Ordering::Relaxed),
                 "sip_requests": s.requests.load(Ordering::Relaxed),
                 "overloaded": s.overloaded.load(Ordering::Relaxed),
                 "invalid_messages": t.invalid.load(Ordering::Relaxed),
@@ -107,8 +156,8 @@ impl SipCore {
     }
 }
 
-/// Random-enough To tags: a per-process prefix and a counter.
-struct TagGen {
+/// Random-enough tags and branches: a per-process prefix and a counter.
+pub(super) struct TagGen {
     prefix: u64,
     n: u64,
 }
@@ -123,37 +172,52 @@ impl TagGen {
         }
     }
 
-    fn next(&mut self) -> String {
+    pub(super) fn next(&mut self) -> String {
         self.n += 1;
         format!("{:x}{:x}", self.prefix & 0xffff_ffff, self.n)
     }
 }
 
-struct Core {
-    table: Transactions,
-    transports: Transports,
+pub(super) struct Core {
+    pub(super) table: Transactions,
+    pub(super) cfg: ProxyConfig,
+    pub(super) local: SocketAddr,
+    pub(super) transports: Transports,
+    pub(super) overlay: Overlay,
+    /// Our PeerId as text (Via/Record-Route marker, Warning agent).
+    pub(super) me: String,
     /// Where each server transaction's request came from.
-    sources: HashMap<TxId, Source>,
-    registrar: Arc<Registrar>,
-    #[allow(dead_code)]
-    lookup: Arc<Lookup>,
-    #[allow(dead_code)]
-    metrics: Arc<Metrics>,
-    stats: Arc<CoreStats>,
-    tu_tx: mpsc::Sender<(TxId, Response)>,
-    tags: TagGen,
+    pub(super) sources: HashMap<TxId, Source>,
+    /// Where each client transaction sends.
+    pub(super) dests: HashMap<TxId, Source>,
+    /// Proxy state per server transaction.
+    pub(super) contexts: HashMap<TxId, super::proxy::ProxyCtx>,
+    /// Client transaction → its server transaction.
+    pub(super) branch_of: HashMap<TxId, TxId>,
+    /// Timer C deadlines.
+    pub(super) timer_c: BTreeSet<(Instant, TxId)>,
+    pub(super) registrar: Arc<Registrar>,
+    pub(super) lookup: Arc<Lookup>,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) stats: Arc<CoreStats>,
+    pub(super) events: mpsc::Sender<CoreEvent>,
+    pub(super) tags: TagGen,
 }
 
 impl Core {
     async fn run(
         mut self,
         mut inbound: mpsc::Receiver<Inbound>,
-        mut tu: mpsc::Receiver<(TxId, Response)>,
+        mut p2p: mpsc::Receiver<crate::overlay::InboundSip>,
+        mut events: mpsc::Receiver<CoreEvent>,
         shutdown: impl Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
         loop {
-            let wake = self.table.poll_timeout();
+            let wake = [self.table.poll_timeout(), self.timer_c.first().map(|t| t.0)]
+                .into_iter()
+                .flatten()
+                .min();
             let sleep = async {
                 match wake {
                     Some(t) => tokio::time::sleep_until(tokio::time::Instant::from_std(t)).await,
@@ -166,44 +230,108 @@ impl Core {
                     Some(m) => self.on_inbound(m),
                     None => break,
                 },
-                r = tu.recv() => {
-                    if let Some((id, resp)) = r {
-                        if let Err(e) = self.table.respond(id, resp, Instant::now()) {
-                            tracing::debug!(error = %e, "late response dropped");
+                m = p2p.recv() => {
+                    if let Some((peer, bytes)) = m {
+                        match Message::parse(bytes) {
+                            Ok(msg) => self.on_inbound(Inbound::Message(msg, Source::Overlay(peer))),
+                            Err(e) => tracing::debug!(%peer, error = %e, "invalid SIP over the overlay"),
                         }
                     }
                 }
-                _ = sleep => self.table.handle_timeout(Instant::now()),
+                e = events.recv() => {
+                    if let Some(e) = e {
+                        self.on_event(e);
+                    }
+                }
+                _ = sleep => {
+                    let now = Instant::now();
+                    self.table.handle_timeout(now);
+                    self.fire_timer_c(now);
+                }
             }
             self.flush();
         }
     }
 
-    /// Sends what the table wants sent and reaps events.
-    fn flush(&mut self) {
-        while let Some((id, msg)) = self.table.poll_transmit() {
-            if let Some(src) = self.sources.get(&id) {
-                self.transports.send(src, Bytes::from(msg.to_bytes()));
+    fn on_event(&mut self, e: CoreEvent) {
+        let now = Instant::now();
+        match e {
+            CoreEvent::Answer(id, resp) => {
+                if let Err(e) = self.table.respond(id, resp, now) {
+                    tracing::debug!(error = %e, "late response dropped");
+                }
             }
+            CoreEvent::Resolved(id, r) => self.on_resolved(id, r),
+            CoreEvent::SendFailed(client) => self.on_branch_unreachable(client),
         }
-        while let Some((id, ev)) = self.table.poll_event() {
-            match ev {
-                Event::Terminated => {
-                    self.sources.remove(&id);
+    }
+
+    /// Puts every queued transmit on its path and hands events to the proxy.
+    pub(super) fn flush(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some((id, msg)) = self.table.poll_transmit() {
+                progressed = true;
+                let to = self
+                    .sources
+                    .get(&id)
+                    .or_else(|| self.dests.get(&id))
+                    .cloned();
+                if let Some(to) = to {
+                    self.send(&to, &msg, Some(id));
                 }
-                Event::Timeout => {
-                    tracing::debug!(?id, "transaction timed out");
-                }
-                _ => {}
+            }
+            while let Some((id, ev)) = self.table.poll_event() {
+                progressed = true;
+                self.on_tx_event(id, ev);
+            }
+            if !progressed {
+                break;
             }
         }
         self.stats
             .transactions
             .store(self.table.len(), Ordering::Relaxed);
+        self.stats
+            .proxied
+            .store(self.contexts.len(), Ordering::Relaxed);
     }
 
-    fn send_stateless(&self, src: &Source, resp: &Response) {
-        self.transports.send(src, Bytes::from(resp.to_bytes()));
+    /// Sends one message to `to`. Overlay sends for client transactions
+    /// report failures back as [`CoreEvent::SendFailed`].
+    pub(super) fn send(&self, to: &Source, msg: &Message, client: Option<TxId>) {
+        let bytes = msg.to_bytes();
+        match to {
+            Source::Overlay(peer) => {
+                let watch = client
+                    .filter(|c| self.dests.contains_key(c))
+                    .filter(|_| msg.as_request().is_some());
+                match watch {
+                    Some(c) => {
+                        let (overlay, events, peer) =
+                            (self.overlay.clone(), self.events.clone(), *peer);
+                        let addrs = self.peer_addrs(c);
+                        tokio::spawn(async move {
+                            if overlay.send_sip(peer, addrs, bytes).await.is_err() {
+                                let _ = events.send(CoreEvent::SendFailed(c)).await;
+                            }
+                        });
+                    }
+                    None => {
+                        if !self.overlay.try_send_sip(*peer, bytes) {
+                            tracing::debug!(%peer, "overlay queue full; message dropped");
+                        }
+                    }
+                }
+            }
+            other => {
+                self.transports.send(other, Bytes::from(bytes));
+            }
+        }
+    }
+
+    pub(super) fn send_stateless(&self, src: &Source, resp: &Response) {
+        self.send(src, &Message::Response(resp.clone()), None);
     }
 
     fn on_inbound(&mut self, item: Inbound) {
@@ -214,8 +342,11 @@ impl Core {
                 }
             }
             Inbound::Message(Message::Response(r), _src) => {
-                // No client transactions yet (the proxy adds them): drop strays.
-                let _ = self.table.dispatch(Message::Response(r), Instant::now());
+                if let Dispatch::Stray(Message::Response(r)) =
+                    self.table.dispatch(Message::Response(r), Instant::now())
+                {
+                    self.forward_stray_response(r);
+                }
             }
             Inbound::Message(Message::Request(req), src) => self.on_request(req, src),
         }
@@ -237,7 +368,8 @@ impl Core {
             Dispatch::NewRequest(req) => req,
         };
         if req.method == Method::ACK {
-            return; // ACK for a 2xx of a dialog we are not in: nothing to do.
+            self.forward_ack(req);
+            return;
         }
         let reliability = if src.reliable() {
             Reliability::Reliable
@@ -265,19 +397,21 @@ impl Core {
             return;
         }
         if req.method == Method::REGISTER {
-            let (registrar, tx) = (self.registrar.clone(), self.tu_tx.clone());
+            let (registrar, tx) = (self.registrar.clone(), self.events.clone());
             tokio::spawn(async move {
                 let resp = registrar.handle(&req, &src, &tag).await;
-                let _ = tx.send((id, resp)).await;
+                let _ = tx.send(CoreEvent::Answer(id, resp)).await;
             });
             return;
         }
-        let mut r = Response::to_request(&req, StatusCode::NOT_IMPLEMENTED, Some(&tag));
-        r.headers.push(StdHeader::Allow, ALLOW);
-        let _ = self.table.respond(id, r, now);
+        if req.method == Method::CANCEL {
+            self.on_cancel(id, &req, &tag);
+            return;
+        }
+        self.proxy(id, req, src);
     }
 
-    /// Answers that need no I/O: 416, 420, 483, OPTIONS to the node itself.
+    /// Answers that need no I/O: 416, 420, 483, 482, OPTIONS to the node itself.
     fn immediate(&self, req: &Request, tag: &str) -> Option<Response> {
         let Uri::Sip(uri) = &req.uri else {
             return Some(Response::to_request(
@@ -286,8 +420,10 @@ impl Core {
                 Some(tag),
             ));
         };
-        let for_us =
-            req.method == Method::REGISTER || (uri.user.is_none() && req.method == Method::OPTIONS);
+        let for_us = req.method == Method::REGISTER
+            || (uri.user.is_none()
+                && req.method == Method::OPTIONS
+                && self.routes_empty_or_ours(req));
         let unsupported = req.unsupported(SUPPORTED, !for_us);
         if !unsupported.is_empty() {
             let mut r = Response::to_request(req, StatusCode::BAD_EXTENSION, Some(tag));
@@ -295,16 +431,7 @@ impl Core {
                 .push(StdHeader::Unsupported, unsupported.join(", "));
             return Some(r);
         }
-        if let Some(Ok(0)) = req.headers.max_forwards() {
-            if !for_us {
-                return Some(Response::to_request(
-                    req,
-                    StatusCode::TOO_MANY_HOPS,
-                    Some(tag),
-                ));
-            }
-        }
-        if req.method == Method::OPTIONS && uri.user.is_none() {
+        if for_us && req.method == Method::OPTIONS {
             let mut r = Response::to_request(req, StatusCode::OK, Some(tag));
             r.headers.push(StdHeader::Allow, ALLOW);
             r.headers.push(StdHeader::Supported, SUPPORTED.join(", "));
@@ -312,7 +439,37 @@ impl Core {
                 .push(StdHeader::Accept, "application/sdp, text/plain");
             return Some(r);
         }
+        if !for_us && req.method != Method::CANCEL {
+            if let Some(Ok(0)) = req.headers.max_forwards() {
+                let mut r = Response::to_request(req, StatusCode::TOO_MANY_HOPS, Some(tag));
+                r.headers.push(
+                    StdHeader::Warning,
+                    format!("399 {} \"Max-Forwards reached 0\"", self.me),
+                );
+                return Some(r);
+            }
+            if self.is_loop(req) {
+                let mut r = Response::to_request(req, StatusCode::LOOP_DETECTED, Some(tag));
+                r.headers.push(
+                    StdHeader::Warning,
+                    format!("399 {} \"request already passed this node\"", self.me),
+                );
+                return Some(r);
+            }
+        }
         None
+    }
+
+    /// §16.3 step 4: one of the Vias is ours (our PeerId marker).
+    fn is_loop(&self, req: &Request) -> bool {
+        let marker = self.me.as_str();
+        req.headers
+            .via()
+            .map(|vs| {
+                vs.iter()
+                    .any(|v| v.params.get("kadsip") == Some(Some(marker)))
+            })
+            .unwrap_or(false)
     }
 }
 

@@ -3,6 +3,7 @@
 //! proxy, across the overlay).
 
 mod core;
+mod proxy;
 pub mod transport;
 
-pub use core::SipCore;
+pub use core::{ProxyConfig, SipCore};

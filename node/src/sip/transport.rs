@@ -25,6 +25,9 @@ pub const TCP_IDLE: Duration = Duration::from_secs(300);
 /// Identifies one TCP connection.
 pub type ConnId = u64;
 
+/// Open TCP connections: remote address and the writer's queue.
+type ConnTable = Arc<Mutex<HashMap<ConnId, (SocketAddr, mpsc::Sender<Bytes>)>>>;
+
 /// Where a message came from, so responses can go back the same way.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Source {
@@ -87,7 +90,7 @@ pub enum Inbound {
 #[derive(Clone)]
 pub struct Transports {
     udp: mpsc::Sender<(Bytes, SocketAddr)>,
-    tcp: Arc<Mutex<HashMap<ConnId, (SocketAddr, mpsc::Sender<Bytes>)>>>,
+    tcp: ConnTable,
     /// The bound SIP address.
     pub local: SocketAddr,
 }
@@ -108,7 +111,11 @@ impl Transports {
         match to {
             Source::Udp(a) => self.udp.try_send((bytes, *a)).is_ok(),
             Source::Tcp { conn, .. } => {
-                let tx = self.tcp.lock().ok().and_then(|m| m.get(conn).map(|c| c.1.clone()));
+                let tx = self
+                    .tcp
+                    .lock()
+                    .ok()
+                    .and_then(|m| m.get(conn).map(|c| c.1.clone()));
                 tx.is_some_and(|t| t.try_send(bytes).is_ok())
             }
             Source::Overlay(_) => false,
@@ -145,7 +152,7 @@ pub async fn start(
     // TCP on the same port as UDP (the port is known once UDP is bound).
     let tcp = TcpListener::bind(local).await?;
     let (udp_tx, udp_rx) = mpsc::channel(4096);
-    let conns: Arc<Mutex<HashMap<ConnId, (SocketAddr, mpsc::Sender<Bytes>)>>> = Arc::default();
+    let conns: ConnTable = Arc::default();
     tokio::spawn(udp_task(udp, udp_rx, core.clone(), stats.clone()));
     tokio::spawn(tcp_accept(tcp, conns.clone(), core, stats));
     Ok(Transports {
@@ -199,7 +206,7 @@ static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
 async fn tcp_accept(
     listener: TcpListener,
-    conns: Arc<Mutex<HashMap<ConnId, (SocketAddr, mpsc::Sender<Bytes>)>>>,
+    conns: ConnTable,
     core: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
 ) {

@@ -3,6 +3,7 @@
 
 mod overlay;
 mod process;
+mod proxy;
 mod registrar;
 mod restart;
 mod sipp;

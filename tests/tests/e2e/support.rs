@@ -49,8 +49,12 @@ pub fn config(dir: PathBuf, bootstrap: Vec<String>, open: bool) -> Config {
 
 /// Timers for tests: a short positive-cache lifetime so changes show quickly.
 pub fn timers() -> Timers {
+    let mut proxy = kadsip_node::sip::ProxyConfig::default();
+    proxy.tx.t1 = Duration::from_millis(100);
+    proxy.timer_c = Duration::from_secs(3);
     Timers {
         cache_ttl: Duration::from_secs(1),
+        proxy,
         ..Timers::default()
     }
 }

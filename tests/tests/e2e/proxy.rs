@@ -1,0 +1,286 @@
+//! Issue 4 checks: calls and messages cross the overlay through a stateful
+//! proxy on both nodes, and every failure is answered from the overlay
+//! outcome with a Warning that says why.
+
+use crate::support::{network, resolve_until, start};
+use kadsip_proto::header::StdHeader;
+use kadsip_proto::{Method, Response};
+use kadsip_tests::ua::Ua;
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(10);
+
+fn warning(r: &Response) -> String {
+    r.headers
+        .get(StdHeader::Warning)
+        .map(|w| w.to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn call_across_three_nodes_and_failures() {
+    let mut nodes = network(4, true).await;
+    let (a, c) = (0, 2);
+    let bob = Ua::new(nodes[c].running().sip).await;
+    assert_eq!(
+        bob.register_auth("sip:bob@campus.example", 600, None)
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+    resolve_until(nodes[a].running(), "sip:bob@campus.example", "found", T).await;
+    let alice = Ua::new(nodes[a].running().sip).await;
+    let node_a = nodes[a].running().sip;
+
+    // INVITE / 180 / 200 / ACK / BYE through A and C.
+    let inv = alice.request_to("INVITE", "sip:bob@campus.example", "call-1", 1, "");
+    alice.send_to(&inv, node_a).await;
+    let (got, from) = bob.expect_request("INVITE", T).await;
+    assert_eq!(
+        got.uri.to_string(),
+        format!("sip:bob@{}", bob.local),
+        "C delivers to the contact"
+    );
+    let vias = got.headers.via().unwrap();
+    assert_eq!(
+        vias.iter().filter(|v| v.params.has("kadsip")).count(),
+        2,
+        "both nodes on the path"
+    );
+    assert_eq!(
+        got.headers.record_routes().unwrap().len(),
+        2,
+        "both nodes record-route"
+    );
+    assert_eq!(got.headers.max_forwards().unwrap().unwrap(), 68);
+    bob.send_to(&bob.reply(&got, 180, "b1"), from).await;
+    let ringing = alice.expect_response("call-1", "INVITE", 180, T).await;
+    assert_eq!(ringing.status.as_u16(), 180);
+    bob.send_to(&bob.reply(&got, 200, "b1"), from).await;
+    let ok = alice.expect_response("call-1", "INVITE", 200, T).await;
+    assert_eq!(ok.status.as_u16(), 200);
+    assert_eq!(
+        ok.headers.via().unwrap().len(),
+        1,
+        "node Vias are popped on the way back"
+    );
+    let rr: Vec<String> = ok
+        .headers
+        .record_routes()
+        .unwrap()
+        .iter()
+        .map(|r| r.uri.to_owned())
+        .collect();
+    let route = rr
+        .iter()
+        .rev()
+        .map(|u| format!("<{u}>"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let contact = ok.headers.contacts().unwrap()[0]
+        .addr()
+        .unwrap()
+        .uri
+        .to_owned();
+    let to = ok.headers.get(StdHeader::To).unwrap().to_string();
+    let in_dialog = |method: &str, cseq: u32| {
+        alice
+            .request_to(
+                method,
+                &contact,
+                "call-1",
+                cseq,
+                &format!("Route: {route}\r\n"),
+            )
+            .replace(&format!("To: <{contact}>"), &format!("To: {to}"))
+    };
+    alice.send_to(&in_dialog("ACK", 1), node_a).await;
+    let (ack, _) = bob.expect_request("ACK", T).await;
+    assert_eq!(ack.uri.to_string(), contact);
+    alice.send_to(&in_dialog("BYE", 2), node_a).await;
+    let (bye, from) = bob.expect_request("BYE", T).await;
+    assert_eq!(
+        bye.headers
+            .via()
+            .unwrap()
+            .iter()
+            .filter(|v| v.params.has("kadsip"))
+            .count(),
+        2,
+        "BYE travels both nodes"
+    );
+    bob.send_to(&bob.reply(&bye, 200, "b1"), from).await;
+    assert_eq!(
+        alice
+            .expect_response("call-1", "BYE", 200, T)
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+
+    // Out-of-dialog MESSAGE delivered with 200.
+    alice
+        .send_to(
+            &alice.request_to(
+                "MESSAGE",
+                "sip:bob@campus.example",
+                "msg-1",
+                1,
+                "Content-Type: text/plain\r\n",
+            ),
+            node_a,
+        )
+        .await;
+    let (msg, from) = bob.expect_request("MESSAGE", T).await;
+    bob.send_to(&bob.reply(&msg, 200, "m1"), from).await;
+    assert_eq!(
+        alice
+            .expect_response("msg-1", "MESSAGE", 200, T)
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+
+    // 404 for a never-registered AOR.
+    alice
+        .send_to(
+            &alice.request_to("INVITE", "sip:nobody@campus.example", "c-404", 1, ""),
+            node_a,
+        )
+        .await;
+    let r = alice.expect_response("c-404", "INVITE", 200, T).await;
+    assert_eq!((r.status.as_u16(), r.reason.as_str()), (404, "Not Found"));
+    assert!(
+        warning(&r).starts_with("399 ") && warning(&r).contains("no record for this AOR"),
+        "{}",
+        warning(&r)
+    );
+
+    // 480 for an unregistered one.
+    let carol = Ua::new(nodes[c].running().sip).await;
+    carol
+        .register_auth("sip:carol@campus.example", 600, None)
+        .await;
+    carol
+        .register_auth("sip:carol@campus.example", 0, None)
+        .await;
+    resolve_until(nodes[a].running(), "sip:carol@campus.example", "offline", T).await;
+    alice
+        .send_to(
+            &alice.request_to("INVITE", "sip:carol@campus.example", "c-480", 1, ""),
+            node_a,
+        )
+        .await;
+    let r = alice.expect_response("c-480", "INVITE", 200, T).await;
+    assert_eq!(
+        (r.status.as_u16(), r.reason.as_str()),
+        (480, "Temporarily Unavailable")
+    );
+    assert!(warning(&r).contains("no live contact"), "{}", warning(&r));
+    assert!(r.headers.retry_after().is_some());
+
+    // 483 on Max-Forwards 0.
+    let zero = alice
+        .request_to("OPTIONS", "sip:bob@campus.example", "c-483", 1, "")
+        .replace("Max-Forwards: 70", "Max-Forwards: 0");
+    alice.send_to(&zero, node_a).await;
+    let r = alice.expect_response("c-483", "OPTIONS", 200, T).await;
+    assert_eq!(
+        (r.status.as_u16(), r.reason.as_str()),
+        (483, "Too Many Hops")
+    );
+    assert!(warning(&r).contains("Max-Forwards"));
+
+    // CANCEL → 487.
+    let inv = alice.request_to("INVITE", "sip:bob@campus.example", "c-487", 1, "");
+    alice.send_to(&inv, node_a).await;
+    let (got, from) = bob.expect_request("INVITE", T).await;
+    bob.send_to(&bob.reply(&got, 180, "b2"), from).await;
+    alice.expect_response("c-487", "INVITE", 180, T).await;
+    let cancel = inv
+        .replacen("INVITE sip:", "CANCEL sip:", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    alice.send_to(&cancel, node_a).await;
+    assert_eq!(
+        alice
+            .expect_response("c-487", "CANCEL", 200, T)
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+    let (c_req, from) = bob.expect_request("CANCEL", T).await;
+    bob.send_to(&bob.reply(&c_req, 200, "b2"), from).await;
+    bob.send_to(&bob.reply(&got, 487, "b2"), from).await;
+    let r = alice.expect_response("c-487", "INVITE", 200, T).await;
+    assert_eq!(
+        (r.status.as_u16(), r.reason.as_str()),
+        (487, "Request Terminated")
+    );
+
+    // 408 when the callee's UA never answers (Timer C, shortened for tests).
+    alice
+        .send_to(
+            &alice.request_to("INVITE", "sip:bob@campus.example", "c-408", 1, ""),
+            node_a,
+        )
+        .await;
+    let (got, _) = bob.expect_request("INVITE", T).await;
+    let r = alice.expect_response("c-408", "INVITE", 200, T).await;
+    assert_eq!(
+        (r.status.as_u16(), r.reason.as_str()),
+        (408, "Request Timeout")
+    );
+    assert!(warning(&r).contains("no final response"), "{}", warning(&r));
+    let (c_req, _) = bob.expect_request("CANCEL", T).await;
+    assert_eq!(
+        c_req.headers.call_id(),
+        got.headers.call_id(),
+        "the silent branch is cancelled"
+    );
+
+    // 480 when the callee's node is gone.
+    nodes[c].stop().await;
+    alice
+        .send_to(
+            &alice.request_to("INVITE", "sip:bob@campus.example", "c-dead", 1, ""),
+            node_a,
+        )
+        .await;
+    let r = alice
+        .expect_response("c-dead", "INVITE", 200, Duration::from_secs(20))
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.reason.as_str()),
+        (480, "Temporarily Unavailable")
+    );
+    assert!(warning(&r).contains("unreachable"), "{}", warning(&r));
+
+    for n in &mut nodes {
+        n.stop().await;
+    }
+    let _ = Method::INVITE;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_peers_gives_503() {
+    let mut n = start(tempfile::tempdir().unwrap(), vec![], true).await;
+    let alice = Ua::new(n.running().sip).await;
+    alice
+        .send_to(
+            &alice.request_to("INVITE", "sip:bob@campus.example", "c-503", 1, ""),
+            n.running().sip,
+        )
+        .await;
+    let r = alice.expect_response("c-503", "INVITE", 200, T).await;
+    assert_eq!(
+        (r.status.as_u16(), r.reason.as_str()),
+        (503, "Service Unavailable")
+    );
+    assert!(warning(&r).contains("no overlay peers"));
+    assert!(r.headers.retry_after().is_some());
+    n.stop().await;
+}
