@@ -74,6 +74,9 @@ pub struct NodeArgs {
     /// Turn mDNS peer discovery off.
     #[arg(long)]
     pub no_mdns: bool,
+    /// Timer C: how long a proxied INVITE waits for a final response [default: 180s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timer_c: Option<Duration>,
     /// Deadline of one DHT lookup, e.g. 5s or 800ms [default: 5s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub lookup_timeout: Option<Duration>,
@@ -118,6 +121,9 @@ impl NodeArgs {
         }
         if let Some(t) = self.lookup_timeout {
             c.lookup_timeout = t;
+        }
+        if let Some(t) = self.timer_c {
+            c.timer_c = t;
         }
         c.validate()?;
         Ok(c)

@@ -64,6 +64,9 @@ pub struct Config {
     /// Deadline of one DHT lookup, e.g. `"5s"`.
     #[serde(with = "duration_str")]
     pub lookup_timeout: Duration,
+    /// Timer C: how long a proxied INVITE may wait for a final response.
+    #[serde(with = "duration_str")]
+    pub timer_c: Duration,
     /// Registrar bounds.
     pub registrar: RegistrarConfig,
 }
@@ -108,6 +111,7 @@ impl Default for Config {
             auth_algorithms: vec!["SHA-256".into(), "MD5".into()],
             mdns: true,
             lookup_timeout: Duration::from_secs(5),
+            timer_c: Duration::from_secs(180),
             registrar: RegistrarConfig::default(),
         }
     }
@@ -204,6 +208,13 @@ impl Config {
                     "{:?}: list SHA-256 and/or MD5, most preferred first",
                     self.auth_algorithms
                 ),
+            });
+        }
+        if self.timer_c < Duration::from_secs(1) || self.timer_c > Duration::from_secs(600) {
+            return Err(ConfigError::Invalid {
+                field: "timer_c",
+                problem: "must be between 1s and 600s (RFC 3261 suggests more than 3 minutes)"
+                    .into(),
             });
         }
         for d in &self.domains {

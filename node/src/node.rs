@@ -186,9 +186,13 @@ pub async fn start(config: Config, timers: Timers) -> Result<Running, NodeError>
     ));
 
     // SIP.
+    let mut proxy = timers.proxy.clone();
+    if config.timer_c != Duration::from_secs(180) {
+        proxy.timer_c = config.timer_c;
+    }
     let core = SipCore::start(
         config.sip,
-        timers.proxy.clone(),
+        proxy,
         registrar.clone(),
         lookup.clone(),
         overlay.clone(),

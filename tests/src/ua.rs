@@ -242,3 +242,23 @@ impl Ua {
         )
     }
 }
+
+impl Ua {
+    /// REGISTERs `aor` (open mode) with an explicit Contact, e.g. a SIPp UAS.
+    pub async fn register_contact(&self, aor: &str, contact: &str, expires: u32) -> Response {
+        let call_id = format!("regc-{}-{}", self.local.port(), Self::next());
+        let text = self
+            .register(aor, &call_id, 1, expires, None)
+            .lines()
+            .map(|l| {
+                if l.starts_with("Contact:") {
+                    format!("Contact: <{contact}>;expires={expires}")
+                } else {
+                    l.to_owned()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\r\n");
+        self.request(&format!("{}\r\n\r\n", text.trim_end())).await
+    }
+}

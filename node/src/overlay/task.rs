@@ -353,10 +353,13 @@ impl OverlayTask {
                     let Some(p) = self.lookups.get_mut(&id) else {
                         return;
                     };
-                    match AorRecord::decode(&pr.record.value, 64 * 1024) {
+                    let limits = self.limits;
+                    match AorRecord::decode(&pr.record.value, 64 * 1024)
+                        .and_then(|rec| rec.validate(&p.key, unix_now(), &limits).map(|()| rec))
+                    {
                         Ok(rec) => p.results.push(rec),
                         Err(e) => {
-                            tracing::debug!(peer = ?pr.peer, error = %e, "ignored undecodable record");
+                            tracing::debug!(peer = ?pr.peer, error = %e, "ignored invalid record");
                             self.metrics.record_refused(&e);
                         }
                     }

@@ -341,11 +341,14 @@ impl Core {
                     self.transports.send(&src, Bytes::from(bytes));
                 }
             }
-            Inbound::Message(Message::Response(r), _src) => {
-                if let Dispatch::Stray(Message::Response(r)) =
-                    self.table.dispatch(Message::Response(r), Instant::now())
-                {
-                    self.forward_stray_response(r);
+            Inbound::Message(Message::Response(r), src) => {
+                let code = r.status.as_u16();
+                match self.table.dispatch(Message::Response(r), Instant::now()) {
+                    Dispatch::Stray(Message::Response(r)) => {
+                        tracing::debug!(code, from = ?src, "stray response");
+                        self.forward_stray_response(r);
+                    }
+                    _ => tracing::trace!(code, from = ?src, "response matched"),
                 }
             }
             Inbound::Message(Message::Request(req), src) => self.on_request(req, src),

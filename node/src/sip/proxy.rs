@@ -27,6 +27,8 @@ pub(super) struct ProxyCtx {
     started: Instant,
     peer_addrs: HashMap<TxId, Vec<Multiaddr>>,
     timer_c: Option<Instant>,
+    /// Branches already CANCELled (never twice).
+    cancelled: Vec<TxId>,
 }
 
 impl Core {
@@ -80,6 +82,7 @@ impl Core {
             started: Instant::now(),
             peer_addrs: HashMap::new(),
             timer_c: None,
+            cancelled: Vec::new(),
         };
         self.contexts.insert(id, ctx);
         // A remaining Route decides the next hop.
@@ -151,9 +154,8 @@ impl Core {
                     let Ok(uri) = Uri::parse(&b.contact) else {
                         continue;
                     };
-                    let dest = self
-                        .flow_dest(b.source.as_deref())
-                        .or_else(|| self.dest_for_uri(&b.contact));
+                    let dest =
+                        self.binding_dest(&b.contact, b.source.as_deref(), b.instance.is_some());
                     if let Some(d) = dest {
                         targets.push((uri, d, Vec::new()));
                     }
@@ -193,6 +195,33 @@ impl Core {
             Lookup::Offline => self.fail_outcome(id, Outcome::Offline),
             Lookup::TimedOut => self.fail_outcome(id, Outcome::LookupTimedOut),
             Lookup::NoPeers => self.fail_outcome(id, Outcome::NoPeers),
+        }
+    }
+
+    /// Where to reach a registered contact: its TCP connection or outbound
+    /// flow when it has one, the address the REGISTER came from when the
+    /// Contact is behind NAT (private or unresolvable), else the Contact.
+    fn binding_dest(&self, contact: &str, flow: Option<&str>, outbound: bool) -> Option<Source> {
+        let by_flow = self.flow_dest(flow);
+        let tcp = matches!(by_flow, Some(Source::Tcp { .. }));
+        if tcp || outbound {
+            if let Some(f) = by_flow {
+                return Some(f);
+            }
+        }
+        let by_contact = self.dest_for_uri(contact);
+        let flow_ip = flow
+            .and_then(|f| f.split_once(':'))
+            .and_then(|(_, a)| a.parse::<SocketAddr>().ok())
+            .map(|a| a.ip());
+        match (by_contact, by_flow) {
+            (Some(Source::Udp(c)), Some(f))
+                if flow_ip.is_some_and(|ip| ip != c.ip()) && is_private(c.ip()) =>
+            {
+                Some(f)
+            }
+            (Some(c), _) => Some(c),
+            (None, f) => f,
         }
     }
 
@@ -393,7 +422,7 @@ impl Core {
             return;
         };
         let code = resp.status.as_u16();
-        let _ = resp.headers.pop_first(StdHeader::Via);
+        self.restore_vias(server, &mut resp);
         if code == 100 {
             return;
         }
@@ -428,6 +457,27 @@ impl Core {
             return;
         }
         self.on_branch_final(client, Some(resp), None);
+    }
+
+    /// Gives a response going upstream exactly the Vias of the request we
+    /// received (§16.7 step 3: ours removed). Using the server transaction's
+    /// copy also mends downstream UAs that answer a CANCELled INVITE with the
+    /// CANCEL's single Via.
+    fn restore_vias(&self, server: TxId, resp: &mut Response) {
+        let Some(ctx) = self.contexts.get(&server) else {
+            let _ = resp.headers.pop_first(StdHeader::Via);
+            return;
+        };
+        resp.headers.remove(StdHeader::Via);
+        let vias: Vec<_> = ctx
+            .request
+            .headers
+            .get_all(StdHeader::Via)
+            .cloned()
+            .collect();
+        for v in vias.into_iter().rev() {
+            resp.headers.push_front(StdHeader::Via, v);
+        }
     }
 
     fn on_branch_final(&mut self, client: TxId, resp: Option<Response>, synth: Option<Outcome>) {
@@ -503,15 +553,16 @@ impl Core {
 
     /// CANCELs every branch still waiting for a final response (except `keep`).
     fn cancel_pending(&mut self, server: TxId, keep: Option<TxId>) {
-        let Some(ctx) = self.contexts.get(&server) else {
+        let Some(ctx) = self.contexts.get_mut(&server) else {
             return;
         };
         let branches: Vec<TxId> = ctx
             .branches
             .iter()
             .copied()
-            .filter(|b| Some(*b) != keep)
+            .filter(|b| Some(*b) != keep && !ctx.cancelled.contains(b))
             .collect();
+        ctx.cancelled.extend(branches.iter().copied());
         let now = Instant::now();
         for b in branches {
             if !matches!(
@@ -667,6 +718,18 @@ impl Core {
         if let Some(d) = dest {
             self.send(&d, &Message::Response(resp), None);
         }
+    }
+}
+
+/// Addresses a Contact behind NAT would carry.
+fn is_private(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            v4.is_private()
+                || v4.is_link_local()
+                || (v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xfe00) == 0xfc00,
     }
 }
 

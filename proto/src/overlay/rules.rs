@@ -138,8 +138,8 @@ pub fn merge_for_store(
 /// Combines the records a lookup returned into one view.
 ///
 /// Invalid records are dropped. The owner is `pinned` when this node already
-/// trusts a key for the AOR; otherwise the owner most results agree on (ties:
-/// the one whose claim runs longest). Per node, the highest seq wins.
+/// trusts a key for the AOR; otherwise the owner most results agree on (a
+/// tie gives no answer). Per node, the highest seq wins.
 pub fn merge_for_read<I>(
     key: &[u8],
     results: I,
@@ -165,7 +165,15 @@ where
                 None => owners.push((r.owner, 1, r.claim_expires())),
             }
         }
-        owners.into_iter().max_by_key(|o| (o.1, o.2)).map(|o| o.0)
+        // Most votes wins; a tie between owners is no answer at all (a
+        // hostile peer must not win by claiming a longer expiry).
+        owners.sort_by_key(|o| std::cmp::Reverse(o.1));
+        match owners.as_slice() {
+            [] => None,
+            [only] => Some(only.0),
+            [first, second, ..] if first.1 > second.1 => Some(first.0),
+            _ => None,
+        }
     })?;
     let mut out: Option<AorRecord> = None;
     for r in valid.into_iter().filter(|r| r.owner == owner) {
@@ -296,9 +304,21 @@ mod tests {
             Err(RecordError::WrongKey)
         );
         // on read, hostile results are ignored and the honest one resolves
-        let got = merge_for_read(&k, [forged, hijack, honest.clone()], None, NOW, &l).unwrap();
+        let got = merge_for_read(
+            &k,
+            [forged, hijack.clone(), honest.clone(), honest.clone()],
+            None,
+            NOW,
+            &l,
+        )
+        .unwrap();
         assert_eq!(got.owner, honest.owner);
         assert_eq!(got.entries, honest.entries);
+        // one honest and one hijacked answer: no answer rather than a guess
+        assert_eq!(
+            merge_for_read(&k, [hijack, honest.clone()], None, NOW, &l),
+            None
+        );
         // a pinned owner wins even against a majority
         let other = AorRecord::new(&aor(), &key(2), entry(2, 1, 1));
         let got = merge_for_read(

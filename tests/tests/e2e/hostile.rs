@@ -8,7 +8,7 @@ use ed25519_dalek::SigningKey;
 use futures::StreamExt;
 use kadsip_node::lookup::Outcome;
 use kadsip_node::node::Running;
-use kadsip_node::overlay::KAD_PROTOCOL;
+use kadsip_node::overlay::{IDENTIFY_PROTOCOL, KAD_PROTOCOL, OverlayStatus};
 use kadsip_proto::Aor;
 use kadsip_proto::overlay::{AorRecord, ContactBinding, NodeEntry, record_key};
 use kadsip_tests::ua::Ua;
@@ -27,6 +27,14 @@ const T: Duration = Duration::from_secs(20);
 const BOB: &str = "sip:bob@campus.example";
 /// Every contact the hostile peer invents lives in TEST-NET-3.
 const EVIL: &str = "sip:mallory@203.0.113.66:5060";
+/// `kadsip_records_refused_total` reasons (node/src/metrics.rs), one per PUT.
+const REFUSALS: [&str; 5] = [
+    "bad_signature",
+    "owner_conflict",
+    "stale_seq",
+    "expiry_too_far",
+    "too_large",
+];
 
 #[derive(NetworkBehaviour)]
 struct HostileBehaviour {
@@ -68,7 +76,11 @@ impl Hostile {
         let peer_id = key.public().to_peer_id();
         let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
             .with_tokio()
-            .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
             .unwrap()
             .with_behaviour(|key| {
                 let mut cfg = kad::Config::new(KAD_PROTOCOL);
@@ -82,7 +94,7 @@ impl Hostile {
                 let store = MemoryStore::with_config(peer_id, store_cfg);
                 let mut kad = kad::Behaviour::with_config(peer_id, store, cfg);
                 kad.set_mode(Some(kad::Mode::Server));
-                let id = identify::Config::new("/kadsip/id/1.0.0".into(), key.public());
+                let id = identify::Config::new(IDENTIFY_PROTOCOL.into(), key.public());
                 HostileBehaviour {
                     kad,
                     identify: identify::Behaviour::new(id),
@@ -142,6 +154,17 @@ impl Hostile {
 
     fn served(&self) -> usize {
         self.served.load(Ordering::SeqCst)
+    }
+
+    /// Waits until it has served at least `n` GETs from its store.
+    async fn wait_served(&self, n: usize) {
+        let served = &self.served;
+        wait_for(
+            &format!("the hostile peer to serve {n} GETs"),
+            T,
+            || async move { (served.load(Ordering::SeqCst) >= n).then_some(()) },
+        )
+        .await;
     }
 
     /// Disconnects: closing the command channel ends the drive loop.
@@ -238,6 +261,17 @@ async fn refused(node: &Running) -> HashMap<String, u64> {
         .collect()
 }
 
+/// Waits until every node's overlay status satisfies `ok`.
+async fn wait_status(nodes: &[&Running], what: &str, ok: impl Fn(&OverlayStatus) -> bool) {
+    for (i, n) in nodes.iter().enumerate() {
+        let ok = &ok;
+        wait_for(&format!("node {i} to {what}"), T, || async move {
+            n.overlay.status().await.ok().filter(|s| ok(s)).map(drop)
+        })
+        .await;
+    }
+}
+
 /// Panics unless `out` is bob's honest record: honest owner, honest contacts.
 fn assert_honest(out: &Outcome, honest: &AorRecord, who: &str) {
     let Outcome::Found(rec) = out else {
@@ -265,14 +299,7 @@ async fn hostile_records_are_refused_on_put_and_ignored_on_get() {
     let ua = Ua::new(running[home].sip).await;
     let r = ua.register_auth(BOB, 600, None).await;
     assert_eq!(r.status.as_u16(), 200, "REGISTER in open mode");
-    for (i, n) in running.iter().enumerate() {
-        let o = n.overlay.clone();
-        wait_for(&format!("node {i} to hold bob"), T, || {
-            let o = o.clone();
-            async move { o.status().await.ok().filter(|s| s.records_held >= 1) }
-        })
-        .await;
-    }
+    wait_status(&running, "hold bob", |s| s.records_held >= 1).await;
     // Only node 1 resolves (and so pins the owner) before the hostile acts.
     let honest = match resolve_until(running[1], BOB, "found", T).await {
         Outcome::Found(rec) => rec,
@@ -284,34 +311,33 @@ async fn hostile_records_are_refused_on_put_and_ignored_on_get() {
     let bob = Aor::parse(BOB).unwrap();
     let addrs: Vec<String> = nodes.iter().map(|n| n.addr.clone()).collect();
     let hostile = Hostile::join(&running, &addrs, &record_key(&bob)).await;
-    let want = nodes.len();
-    for (i, n) in running.iter().enumerate() {
-        let o = n.overlay.clone();
-        wait_for(&format!("node {i} to route to the hostile peer"), T, || {
-            let o = o.clone();
-            async move { o.status().await.ok().filter(|s| s.routing_table >= want) }
-        })
-        .await;
-    }
+    let want = nodes.len(); // the other honest nodes and the hostile peer
+    wait_status(&running, "route to the hostile peer", |s| {
+        s.routing_table >= want
+    })
+    .await;
 
     // The hostile records.
     let mallory = SigningKey::from_bytes(&[7; 32]);
     let mut forged = honest.clone();
     forged.entries[0].entry.contacts[0].uri = EVIL.into(); // not re-signed
-    let hijack = AorRecord::new(&bob, &mallory, entry(hostile.peer_id, 1_000, EVIL));
     let fresh = |user: &str| Aor::parse(&format!("sip:{user}@campus.example")).unwrap();
     let (carl, eve, big, ghost) = (fresh("carl"), fresh("eve"), fresh("big"), fresh("ghost"));
-    let seq5 = AorRecord::new(&carl, &mallory, entry(hostile.peer_id, 5, "sip:carl@203.0.113.5"));
-    let seq3 = AorRecord::new(&carl, &mallory, entry(hostile.peer_id, 3, "sip:carl@203.0.113.3"));
+    let signed = |aor: &Aor, e: NodeEntry| AorRecord::new(aor, &mallory, e);
+    let hijack = signed(&bob, entry(hostile.peer_id, 1_000, EVIL));
+    let seq5 = signed(&carl, entry(hostile.peer_id, 5, "sip:carl@203.0.113.5"));
+    let seq3 = signed(&carl, entry(hostile.peer_id, 3, "sip:carl@203.0.113.3"));
     let mut far = entry(hostile.peer_id, 1, EVIL);
     far.expires = now() + 5 * 365 * 86_400;
     far.claim_expires = now() + 10 * 365 * 86_400;
-    let far = AorRecord::new(&eve, &mallory, far);
+    let far = signed(&eve, far);
     let mut large = entry(hostile.peer_id, 1, EVIL);
-    large.addrs = (0..20).map(|i| format!("/dns4/{}/tcp/{i}", "x".repeat(1024))).collect();
-    let large = AorRecord::new(&big, &mallory, large);
+    large.addrs = (0..20)
+        .map(|i| format!("/dns4/{}/tcp/{i}", "x".repeat(1024)))
+        .collect();
+    let large = signed(&big, large);
     assert!(large.encode().len() > 16 * 1024);
-    let mut phantom = AorRecord::new(&ghost, &mallory, entry(hostile.peer_id, 1, EVIL));
+    let mut phantom = signed(&ghost, entry(hostile.peer_id, 1, EVIL));
     phantom.entries[0].entry.contacts[0].uri = "sip:ghost@203.0.113.9".into();
 
     // GET: the hostile peer (closest to bob's key) serves a hijack, then a
@@ -323,10 +349,7 @@ async fn hostile_records_are_refused_on_put_and_ignored_on_get() {
             let out = resolve_until(running[i], BOB, "found", T).await;
             assert_honest(&out, &honest, &format!("node {i} (GET)"));
         }
-        wait_for("the hostile peer to serve bob", T, || async {
-            (hostile.served() > before).then_some(())
-        })
-        .await;
+        hostile.wait_served(before + 1).await;
     }
 
     // PUT: every hostile record is sent straight to every honest node.
@@ -340,20 +363,18 @@ async fn hostile_records_are_refused_on_put_and_ignored_on_get() {
     hostile.put(&seq3, &peers).await; // stale_seq
     hostile.put(&far, &peers).await; // expiry_too_far
     hostile.put(&large, &peers).await; // too_large
-    let reasons = [
-        "bad_signature",
-        "owner_conflict",
-        "stale_seq",
-        "expiry_too_far",
-        "too_large",
-    ];
     for (i, n) in running.iter().enumerate() {
         let base = &before[i];
-        wait_for(&format!("node {i} to count every refusal"), T, || async {
-            let now = refused(n).await;
-            let grew = |r: &str| now.get(r).copied().unwrap_or(0) > base.get(r).copied().unwrap_or(0);
-            reasons.iter().all(|r| grew(r)).then_some(())
-        })
+        wait_for(
+            &format!("node {i} to count every refusal"),
+            T,
+            || async move {
+                let now = refused(n).await;
+                let grew =
+                    |r: &str| now.get(r).copied().unwrap_or(0) > base.get(r).copied().unwrap_or(0);
+                REFUSALS.iter().all(|r| grew(r)).then_some(())
+            },
+        )
         .await;
     }
 
@@ -381,10 +402,15 @@ async fn hostile_records_are_refused_on_put_and_ignored_on_get() {
         let out = running[i].lookup.resolve(aor).await.outcome;
         assert_eq!(out.name(), "not_found", "node {i}: {aor}");
     }
-    wait_for("the hostile peer to serve all three", T, || async {
-        (hostile.served() >= before + 3).then_some(())
-    })
-    .await;
+    hostile.wait_served(before + 3).await;
+
+    // Control: a valid record only the hostile peer holds is found, so the
+    // lookups above did read its answers and dropped them on the rules.
+    let zed = fresh("zed");
+    hostile
+        .serve(&signed(&zed, entry(hostile.peer_id, 1, EVIL)))
+        .await;
+    resolve_until(running[5], zed.as_str(), "found", T).await;
 
     hostile.stop().await;
     drop(running);

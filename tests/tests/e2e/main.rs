@@ -1,6 +1,7 @@
 //! kadsip end-to-end suites: real nodes (real libp2p swarm, real sled) on
 //! loopback, driven over real SIP sockets.
 
+mod hostile;
 mod overlay;
 mod process;
 mod proxy;

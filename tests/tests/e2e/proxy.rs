@@ -284,3 +284,81 @@ async fn no_peers_gives_503() {
     assert!(r.headers.retry_after().is_some());
     n.stop().await;
 }
+
+/// A callee with contacts on two nodes (one account, key imported on both):
+/// both ring, the first 200 wins and the other branch is cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forked_call_first_200_wins() {
+    use kadsip_node::{accounts, storage::Storage};
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    {
+        let c = Storage::open(dirs[2].path()).unwrap();
+        accounts::add(&c, "dana@campus.example", None, "pw").unwrap();
+        let export = accounts::export(&c, "dana@campus.example").unwrap();
+        let d = Storage::open(dirs[3].path()).unwrap();
+        accounts::import(&d, &export).unwrap();
+    }
+    let mut nodes = crate::support::network_in(dirs, true).await;
+    let desk = Ua::new(nodes[2].running().sip).await;
+    let mobile = Ua::new(nodes[3].running().sip).await;
+    assert_eq!(
+        desk.register_auth("sip:dana@campus.example", 600, None)
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        mobile
+            .register_auth("sip:dana@campus.example", 600, None)
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+    // Wait until node A sees both entries.
+    let a = nodes[0].running();
+    crate::support::wait_for("both of dana's nodes in the record", T, || {
+        let lookup = a.lookup.clone();
+        async move {
+            let aor = kadsip_proto::Aor::parse("sip:dana@campus.example").unwrap();
+            match lookup.resolve(&aor).await.outcome {
+                kadsip_node::lookup::Outcome::Found(r) if r.entries.len() == 2 => Some(()),
+                _ => None,
+            }
+        }
+    })
+    .await;
+
+    let alice = Ua::new(a.sip).await;
+    alice
+        .send_to(
+            &alice.request_to("INVITE", "sip:dana@campus.example", "fork-1", 1, ""),
+            a.sip,
+        )
+        .await;
+    let (inv_desk, from_desk) = desk.expect_request("INVITE", T).await;
+    let (inv_mobile, from_mobile) = mobile.expect_request("INVITE", T).await;
+    desk.send_to(&desk.reply(&inv_desk, 180, "d1"), from_desk)
+        .await;
+    mobile
+        .send_to(&mobile.reply(&inv_mobile, 180, "m1"), from_mobile)
+        .await;
+    mobile
+        .send_to(&mobile.reply(&inv_mobile, 200, "m1"), from_mobile)
+        .await;
+    let ok = alice.expect_response("fork-1", "INVITE", 200, T).await;
+    assert_eq!(ok.status.as_u16(), 200);
+    assert!(
+        ok.headers.to().unwrap().unwrap().tag() == Some("m1"),
+        "the mobile's 200 wins"
+    );
+    // The desk branch is cancelled; it answers 487 like a phone does.
+    let (cancel, from) = desk.expect_request("CANCEL", T).await;
+    desk.send_to(&desk.reply(&cancel, 200, "d1"), from).await;
+    desk.send_to(&desk.reply(&inv_desk, 487, "d1"), from_desk)
+        .await;
+    for n in &mut nodes {
+        n.stop().await;
+    }
+}

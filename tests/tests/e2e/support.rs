@@ -98,11 +98,18 @@ pub async fn start(dir: tempfile::TempDir, bootstrap: Vec<String>, open: bool) -
 /// `n` nodes, all bootstrapped through the first, each with a populated
 /// routing table.
 pub async fn network(n: usize, open: bool) -> Vec<TestNode> {
-    let first = start(tempfile::tempdir().unwrap(), vec![], open).await;
+    network_in((0..n).map(|_| tempfile::tempdir().unwrap()).collect(), open).await
+}
+
+/// Like [`network`], on data dirs prepared by the caller (accounts seeded).
+pub async fn network_in(dirs: Vec<tempfile::TempDir>, open: bool) -> Vec<TestNode> {
+    let n = dirs.len();
+    let mut dirs = dirs.into_iter();
+    let first = start(dirs.next().expect("one node"), vec![], open).await;
     let boot = vec![first.addr.clone()];
     let mut nodes = vec![first];
-    for _ in 1..n {
-        nodes.push(start(tempfile::tempdir().unwrap(), boot.clone(), open).await);
+    for d in dirs {
+        nodes.push(start(d, boot.clone(), open).await);
     }
     for (i, t) in nodes.iter().enumerate() {
         let o = t.running().overlay.clone();
