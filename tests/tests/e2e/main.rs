@@ -8,4 +8,5 @@ mod proxy;
 mod registrar;
 mod restart;
 mod sipp;
+mod soak;
 mod support;

@@ -362,3 +362,71 @@ async fn forked_call_first_200_wins() {
         n.stop().await;
     }
 }
+
+/// OPTIONS to the node itself, 420 for unknown Proxy-Require, 482 on a loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_420_and_loop() {
+    let mut n = start(tempfile::tempdir().unwrap(), vec![], true).await;
+    let node = n.running().sip;
+    let me = n.running().peer_id.to_string();
+    let ua = Ua::new(node).await;
+
+    ua.send_to(
+        &ua.request_to("OPTIONS", &format!("sip:{node}"), "o-1", 1, ""),
+        node,
+    )
+    .await;
+    let r = ua.expect_response("o-1", "OPTIONS", 200, T).await;
+    assert_eq!(r.status.as_u16(), 200);
+    let allow = r.headers.tokens(StdHeader::Allow).unwrap();
+    for m in [
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "MESSAGE",
+        "REGISTER",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "REFER",
+        "UPDATE",
+        "INFO",
+        "PRACK",
+    ] {
+        assert!(allow.contains(&m), "Allow lacks {m}");
+    }
+    assert!(r.headers.get(StdHeader::Supported).is_some());
+
+    let req = ua.request_to(
+        "MESSAGE",
+        "sip:bob@campus.example",
+        "o-2",
+        1,
+        "Proxy-Require: com.example.teleport\r\n",
+    );
+    ua.send_to(&req, node).await;
+    let r = ua.expect_response("o-2", "MESSAGE", 200, T).await;
+    assert_eq!(
+        (r.status.as_u16(), r.reason.as_str()),
+        (420, "Bad Extension")
+    );
+    assert_eq!(
+        r.headers.tokens(StdHeader::Unsupported).unwrap(),
+        ["com.example.teleport"]
+    );
+
+    let looped = ua.request_to("MESSAGE", "sip:bob@campus.example", "o-3", 1, "").replacen(
+        "Max-Forwards: 70\r\n",
+        &format!("Max-Forwards: 70\r\nVia: SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bK-ksloop;kadsip={me}\r\n"),
+        1,
+    );
+    ua.send_to(&looped, node).await;
+    let r = ua.expect_response("o-3", "MESSAGE", 200, T).await;
+    assert_eq!(
+        (r.status.as_u16(), r.reason.as_str()),
+        (482, "Loop Detected")
+    );
+    assert!(warning(&r).contains("already passed this node"));
+    n.stop().await;
+}
