@@ -430,3 +430,43 @@ async fn options_420_and_loop() {
     assert!(warning(&r).contains("already passed this node"));
     n.stop().await;
 }
+
+/// The lookup cannot finish before its deadline: 408 with the overlay's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookup_deadline_gives_408() {
+    use crate::support::{config, timers};
+    let first = start(tempfile::tempdir().unwrap(), vec![], true).await;
+    // A second node whose lookups must finish within 1 ms: no network
+    // round trip fits, so every DHT query runs out of time.
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path().to_owned(), vec![first.addr.clone()], true);
+    c.lookup_timeout = Duration::from_millis(1);
+    let n = kadsip_node::node::start(c, timers()).await.unwrap();
+    let o = n.overlay.clone();
+    crate::support::wait_for("a peer", T, || {
+        let o = o.clone();
+        async move {
+            o.status()
+                .await
+                .ok()
+                .filter(|s| s.routing_table >= 1)
+                .map(|_| ())
+        }
+    })
+    .await;
+    let ua = Ua::new(n.sip).await;
+    ua.send_to(
+        &ua.request_to("INVITE", "sip:bob@campus.example", "t-408", 1, ""),
+        n.sip,
+    )
+    .await;
+    let r = ua.expect_response("t-408", "INVITE", 200, T).await;
+    assert_eq!(
+        (r.status.as_u16(), r.reason.as_str()),
+        (408, "Request Timeout")
+    );
+    assert!(warning(&r).contains("lookup timed out"), "{}", warning(&r));
+    n.shutdown().await;
+    let mut first = first;
+    first.stop().await;
+}

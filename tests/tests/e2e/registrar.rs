@@ -192,3 +192,64 @@ async fn open_mode_rules_423_star_and_refresh() {
     );
     t.stop().await;
 }
+
+/// REGISTER over TCP (stream framing, reliable transaction): 200, the
+/// binding remembers the TCP flow, and a CRLFCRLF keep-alive gets its pong.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_over_tcp() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut t = start(tempfile::tempdir().unwrap(), vec![], true).await;
+    let node = t.running().sip;
+    let mut s = tokio::net::TcpStream::connect(node).await.unwrap();
+    let local = s.local_addr().unwrap();
+    s.write_all(b"\r\n\r\n").await.unwrap();
+    let mut pong = [0u8; 2];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut pong))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&pong, b"\r\n", "RFC 5626 keep-alive pong");
+    let req = format!(
+        "REGISTER sip:campus.example SIP/2.0\r\nVia: SIP/2.0/TCP {local};branch=z9hG4bKtcp1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:tina@campus.example>;tag=t1\r\nTo: <sip:tina@campus.example>\r\n\
+         Call-ID: tcp-1\r\nCSeq: 1 REGISTER\r\nContact: <sip:tina@{local};transport=tcp>\r\nExpires: 300\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    // Split the request in two writes: the framer must wait for the rest.
+    s.write_all(&req.as_bytes()[..40]).await.unwrap();
+    s.flush().await.unwrap();
+    s.write_all(&req.as_bytes()[40..]).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    let resp = loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "connection closed");
+        got.extend_from_slice(&buf[..n]);
+        let mut f = kadsip_proto::framing::Framer::default();
+        f.push(&got);
+        if let Ok(Some(kadsip_proto::framing::Framed::Message(m))) = f.decode() {
+            break m;
+        }
+    };
+    let resp = resp.as_response().unwrap().clone();
+    assert_eq!(resp.status.as_u16(), 200);
+    let http = t.running().http;
+    let v: serde_json::Value = serde_json::from_str(
+        &tokio::task::spawn_blocking(move || kadsip_node::client::get(http, "/status").unwrap())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let reg = v["registrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["aor"] == "sip:tina@campus.example")
+        .cloned()
+        .unwrap();
+    assert_eq!(reg["contacts"][0]["source"], format!("tcp:{local}"));
+    t.stop().await;
+}
