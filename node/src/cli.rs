@@ -74,6 +74,9 @@ pub struct NodeArgs {
     /// Turn mDNS peer discovery off.
     #[arg(long)]
     pub no_mdns: bool,
+    /// How long a positive lookup answer is reused [default: 10s; 0s disables the cache].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub lookup_cache_ttl: Option<Duration>,
     /// Timer C: how long a proxied INVITE waits for a final response [default: 180s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timer_c: Option<Duration>,
@@ -121,6 +124,9 @@ impl NodeArgs {
         }
         if let Some(t) = self.lookup_timeout {
             c.lookup_timeout = t;
+        }
+        if let Some(t) = self.lookup_cache_ttl {
+            c.lookup_cache_ttl = t;
         }
         if let Some(t) = self.timer_c {
             c.timer_c = t;

@@ -64,6 +64,9 @@ pub struct Config {
     /// Deadline of one DHT lookup, e.g. `"5s"`.
     #[serde(with = "duration_str")]
     pub lookup_timeout: Duration,
+    /// How long a positive lookup answer is reused, e.g. `"10s"` (`"0s"`: never).
+    #[serde(with = "duration_str")]
+    pub lookup_cache_ttl: Duration,
     /// Timer C: how long a proxied INVITE may wait for a final response.
     #[serde(with = "duration_str")]
     pub timer_c: Duration,
@@ -111,6 +114,7 @@ impl Default for Config {
             auth_algorithms: vec!["SHA-256".into(), "MD5".into()],
             mdns: true,
             lookup_timeout: Duration::from_secs(5),
+            lookup_cache_ttl: Duration::from_secs(10),
             timer_c: Duration::from_secs(180),
             registrar: RegistrarConfig::default(),
         }

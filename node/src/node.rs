@@ -163,7 +163,11 @@ pub async fn start(config: Config, timers: Timers) -> Result<Running, NodeError>
         overlay.clone(),
         metrics.clone(),
         1024,
-        timers.cache_ttl,
+        if config.lookup_cache_ttl != Duration::from_secs(10) {
+            config.lookup_cache_ttl
+        } else {
+            timers.cache_ttl
+        },
     ));
     let registrar = Arc::new(Registrar::new(
         RegistrarConfig {
