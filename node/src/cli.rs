@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a node: SIP registrar and proxy on UDP/TCP, DHT peer, HTTP status.
-    Node(NodeArgs),
+    Node(Box<NodeArgs>),
     /// Manage the accounts of this node.
     #[command(subcommand)]
     User(UserCommand),

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Node(args) => run_node(args),
+        Command::Node(args) => run_node(*args),
         Command::User(cmd) => user(cmd),
         Command::Lookup { aor, http } => lookup(&aor, http),
         Command::Parse { file } => return parse(file),
