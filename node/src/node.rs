@@ -46,11 +46,9 @@ pub enum NodeError {
 pub struct Timers {
     /// Republish local entries this often.
     pub republish: Duration,
-    /// Positive lookup cache lifetime.
-    pub cache_ttl: Duration,
     /// Overlay tuning.
     pub overlay: OverlayTuning,
-    /// Proxy timers (T1/T2/T4, Timer C).
+    /// Transaction timers (T1/T2/T4); Timer C comes from the config.
     pub proxy: ProxyConfig,
 }
 
@@ -58,7 +56,6 @@ impl Default for Timers {
     fn default() -> Self {
         Timers {
             republish: Duration::from_secs(600),
-            cache_ttl: Duration::from_secs(10),
             overlay: OverlayTuning::default(),
             proxy: ProxyConfig::default(),
         }
@@ -163,11 +160,7 @@ pub async fn start(config: Config, timers: Timers) -> Result<Running, NodeError>
         overlay.clone(),
         metrics.clone(),
         1024,
-        if config.lookup_cache_ttl != Duration::from_secs(10) {
-            config.lookup_cache_ttl
-        } else {
-            timers.cache_ttl
-        },
+        config.lookup_cache_ttl,
     ));
     let registrar = Arc::new(Registrar::new(
         RegistrarConfig {
@@ -191,9 +184,7 @@ pub async fn start(config: Config, timers: Timers) -> Result<Running, NodeError>
 
     // SIP.
     let mut proxy = timers.proxy.clone();
-    if config.timer_c != Duration::from_secs(180) {
-        proxy.timer_c = config.timer_c;
-    }
+    proxy.timer_c = config.timer_c;
     let core = SipCore::start(
         config.sip,
         proxy,

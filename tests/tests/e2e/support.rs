@@ -43,17 +43,18 @@ pub fn config(dir: PathBuf, bootstrap: Vec<String>, open: bool) -> Config {
         mdns: false,
         open,
         lookup_timeout: Duration::from_secs(3),
+        // Short so that changes show quickly and Timer C fits in a test.
+        lookup_cache_ttl: Duration::from_secs(1),
+        timer_c: Duration::from_secs(3),
         ..Config::default()
     }
 }
 
-/// Timers for tests: a short positive-cache lifetime so changes show quickly.
+/// Timers for tests: a short T1 so transaction timeouts fit in a test.
 pub fn timers() -> Timers {
     let mut proxy = kadsip_node::sip::ProxyConfig::default();
     proxy.tx.t1 = Duration::from_millis(100);
-    proxy.timer_c = Duration::from_secs(3);
     Timers {
-        cache_ttl: Duration::from_secs(1),
         proxy,
         ..Timers::default()
     }
