@@ -268,16 +268,8 @@ impl Core {
                     format!("<sip:{};lr;kadsip={}>", self.local, self.me),
                 );
             }
-            let branch = format!("z9hG4bK-ks{}", self.tags.next());
-            req.headers.push_front(
-                StdHeader::Via,
-                format!(
-                    "SIP/2.0/{} {};branch={branch};kadsip={}",
-                    dest.transport(),
-                    self.local,
-                    self.me
-                ),
-            );
+            let via = self.our_via(&dest);
+            req.headers.push_front(StdHeader::Via, via);
             let rel = if dest.reliable() {
                 Reliability::Reliable
             } else {
@@ -313,6 +305,18 @@ impl Core {
             ctx.timer_c = Some(at);
             self.timer_c.insert((at, id));
         }
+    }
+
+    /// A Via for a request we send towards `dest`, with a fresh branch and
+    /// our PeerId (for loop detection and stateless response routing).
+    fn our_via(&mut self, dest: &Source) -> String {
+        format!(
+            "SIP/2.0/{} {};branch=z9hG4bK-ks{};kadsip={}",
+            dest.transport(),
+            self.local,
+            self.tags.next(),
+            self.me
+        )
     }
 
     /// Addresses to dial for an overlay branch.
@@ -669,16 +673,8 @@ impl Core {
         let Some(dest) = self.dest_for_uri(&next) else {
             return;
         };
-        let branch = format!("z9hG4bK-ks{}", self.tags.next());
-        ack.headers.push_front(
-            StdHeader::Via,
-            format!(
-                "SIP/2.0/{} {};branch={branch};kadsip={}",
-                dest.transport(),
-                self.local,
-                self.me
-            ),
-        );
+        let via = self.our_via(&dest);
+        ack.headers.push_front(StdHeader::Via, via);
         let mf = match ack.headers.max_forwards() {
             Some(Ok(0)) => return,
             Some(Ok(n)) => n - 1,

@@ -214,17 +214,14 @@ impl Transactions {
         rel: Reliability,
         now: Instant,
     ) -> Result<TxId, TransactionError> {
-        if req.method == Method::ACK {
-            return Err(TransactionError::Ack);
-        }
-        let key = TransactionKey::server(&req).ok_or(TransactionError::Unkeyable)?;
-        let kind = if req.method == Method::INVITE {
-            Kind::ServerInvite
-        } else {
-            Kind::ServerNonInvite
-        };
-        let tx = Tx::new(kind, req, rel, &self.cfg, now);
-        self.insert(key, tx)
+        let key = TransactionKey::server(&req);
+        self.start(
+            req,
+            key,
+            (Kind::ServerInvite, Kind::ServerNonInvite),
+            rel,
+            now,
+        )
     }
 
     /// Creates a client transaction and queues the request for sending.
@@ -235,14 +232,32 @@ impl Transactions {
         rel: Reliability,
         now: Instant,
     ) -> Result<TxId, TransactionError> {
+        let key = TransactionKey::client_for(&req);
+        self.start(
+            req,
+            key,
+            (Kind::ClientInvite, Kind::ClientNonInvite),
+            rel,
+            now,
+        )
+    }
+
+    fn start(
+        &mut self,
+        req: Request,
+        key: Option<TransactionKey>,
+        (invite, other): (Kind, Kind),
+        rel: Reliability,
+        now: Instant,
+    ) -> Result<TxId, TransactionError> {
         if req.method == Method::ACK {
             return Err(TransactionError::Ack);
         }
-        let key = TransactionKey::client_for(&req).ok_or(TransactionError::Unkeyable)?;
+        let key = key.ok_or(TransactionError::Unkeyable)?;
         let kind = if req.method == Method::INVITE {
-            Kind::ClientInvite
+            invite
         } else {
-            Kind::ClientNonInvite
+            other
         };
         let tx = Tx::new(kind, req, rel, &self.cfg, now);
         self.insert(key, tx)

@@ -172,3 +172,17 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> (bool, String) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The SIPp scenarios kept in `tests/sipp/`.
+pub fn sipp_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sipp")
+}
+
+/// A free UDP port on loopback (bound, then released for SIPp).
+pub fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

@@ -1,14 +1,10 @@
 //! SIPp interop against a real `kadsip node` binary: REGISTER through digest
 //! auth, and wrong-password / unknown-user 401s that cannot be told apart.
 
-use crate::process::{NodeProcess, have, kadsip_bin, run};
+use crate::process::{NodeProcess, free_port, have, kadsip_bin, run, sipp_dir};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-
-fn sipp_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sipp")
-}
 
 fn add_user(dir: &Path, user: &str, password: &str) {
     let mut c = Command::new(kadsip_bin());
@@ -137,15 +133,6 @@ fn sipp_registers_with_digest_and_401s_do_not_enumerate_users() {
         last_401(&unknown),
         "401s must not reveal whether the user exists"
     );
-}
-
-/// A free UDP port on loopback (bound, then released for SIPp).
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A SIPp UAS in the background, answering one call with `scenario`.

@@ -2,25 +2,12 @@
 //! to a SIPp UAS registered at node C. Every call must succeed, and once the
 //! transaction timers have run out no transaction or proxy state is left.
 
-use crate::process::{NodeProcess, have, run};
-use std::path::PathBuf;
+use crate::process::{NodeProcess, free_port, have, run, sipp_dir};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const RATE: u32 = 50;
 const SECONDS: u32 = 60;
-
-fn sipp_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sipp")
-}
-
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_50_calls_per_second_for_60_seconds() {
