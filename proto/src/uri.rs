@@ -340,23 +340,41 @@ fn parse_host<'a>(c: &mut Cursor<'a>) -> Result<HostRef<'a>, UriError> {
         c.expect_stop(b":;?", UriPart::Host)?;
         return Ok(HostRef::V6(ip));
     }
-    let name = c.take_while(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    // One pass: the extent of the name, whether it is all digits and dots
+    // (an IPv4 address), and where an empty label is.
+    let bytes = c.s.as_bytes();
+    let mut end = c.pos;
+    let mut numeric = true;
+    let mut empty_label = None;
+    let mut label_start = c.pos;
+    while let Some(&b) = bytes.get(end) {
+        if !crate::charclass::is(b, crate::charclass::HOSTNAME) {
+            break;
+        }
+        if b == b'.' {
+            if end == label_start && empty_label.is_none() {
+                empty_label = Some(end);
+            }
+            label_start = end + 1;
+        } else if !b.is_ascii_digit() {
+            numeric = false;
+        }
+        end += 1;
+    }
+    let name = &c.s[c.pos..end];
+    c.pos = end;
     c.expect_stop(b":;?", UriPart::Host)?;
     if name.is_empty() {
         return Err(c.error_at(UriErrorKind::Empty(UriPart::Host), start));
     }
-    if name.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+    if numeric {
         return name
             .parse::<Ipv4Addr>()
             .map(HostRef::V4)
             .map_err(|_| c.error_at(UriErrorKind::InvalidIpv4, start));
     }
-    let mut offset = start;
-    for label in name.strip_suffix('.').unwrap_or(name).split('.') {
-        if label.is_empty() {
-            return Err(c.error_at(UriErrorKind::EmptyLabel, offset));
-        }
-        offset += label.len() + 1;
+    if let Some(at) = empty_label {
+        return Err(c.error_at(UriErrorKind::EmptyLabel, at));
     }
     Ok(HostRef::Domain(name))
 }

@@ -337,6 +337,14 @@ impl Headers {
 }
 
 fn each(value: &str, f: impl Fn(&str) -> Result<(), SyntaxError>) -> Result<(), SyntaxError> {
+    // Most values hold one element: skip the list scan when there is no comma.
+    if !value.contains(',') {
+        let v = crate::syntax::trim_ws(value);
+        if v.is_empty() {
+            return Err(SyntaxError::EmptyElement(0));
+        }
+        return f(v);
+    }
     for item in CommaIter::new(value) {
         f(item?.1)?;
     }

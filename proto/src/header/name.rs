@@ -176,14 +176,13 @@ impl StdHeader {
             let c = b[0].to_ascii_lowercase();
             return TABLE.iter().find(|e| e.2 == Some(c)).map(|e| e.0);
         }
-        let first = b.first()?.to_ascii_lowercase();
-        TABLE
+        // Buckets by (length, first letter) make this a handful of compares.
+        let bucket = INDEX.get(bucket_of(b)?)?;
+        bucket
             .iter()
-            .find(|e| {
-                e.1.len() == b.len()
-                    && e.1.as_bytes()[0].to_ascii_lowercase() == first
-                    && e.1.as_bytes().eq_ignore_ascii_case(b)
-            })
+            .take_while(|&&i| i != u8::MAX)
+            .map(|&i| &TABLE[i as usize])
+            .find(|e| e.1.as_bytes().eq_ignore_ascii_case(b))
             .map(|e| e.0)
     }
 
@@ -192,6 +191,35 @@ impl StdHeader {
         TABLE.iter().map(|e| e.0)
     }
 }
+
+/// Slots per bucket of [`INDEX`].
+const SLOTS: usize = 4;
+/// Buckets: names of length 2..=20 × first letter a..=z.
+const BUCKETS: usize = 19 * 26;
+
+fn bucket_of(b: &[u8]) -> Option<usize> {
+    let len = b.len();
+    let first = b.first()?.to_ascii_lowercase();
+    if !(2..=20).contains(&len) || !first.is_ascii_lowercase() {
+        return None;
+    }
+    Some((len - 2) * 26 + usize::from(first - b'a'))
+}
+
+/// Table rows per (length, first letter), `u8::MAX` marking empty slots.
+static INDEX: std::sync::LazyLock<Vec<[u8; SLOTS]>> = std::sync::LazyLock::new(|| {
+    let mut index = vec![[u8::MAX; SLOTS]; BUCKETS];
+    for (i, e) in TABLE.iter().enumerate() {
+        if let Some(k) = bucket_of(e.1.as_bytes()) {
+            let slot = index[k]
+                .iter()
+                .position(|&x| x == u8::MAX)
+                .expect("bucket has room");
+            index[k][slot] = i as u8;
+        }
+    }
+    index
+});
 
 /// A header name: a known one (serialized in its canonical spelling) or any
 /// other token, kept byte for byte.

@@ -140,6 +140,7 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
     Ok(match start_line {
         Start::Request(method, uri) => {
             if let Some(Ok(cseq)) = headers.cseq() {
+                // (CSeq was validated above; this only compares the method.)
                 if cseq.method != method {
                     return Err(ParseError::CSeqMismatch {
                         method: method.to_string(),
