@@ -129,6 +129,28 @@ impl NodeProcess {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM, then waits (bounded) for the exit; returns whether it exited
+    /// cleanly and what it logged.
+    pub fn terminate(mut self) -> (bool, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break Some(s);
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        while let Ok(l) = self.lines.try_recv() {
+            self.log.push(l);
+        }
+        let log = std::mem::take(&mut self.log);
+        (status.is_some_and(|s| s.success()), log)
+    }
+
     /// GETs a path from its HTTP server.
     pub fn get(&self, path: &str) -> serde_json::Value {
         let body = kadsip_node::client::get(self.http, path).expect("http");

@@ -251,5 +251,36 @@ async fn register_over_tcp() {
         .cloned()
         .unwrap();
     assert_eq!(reg["contacts"][0]["source"], format!("tcp:{local}"));
+
+    // A MESSAGE for tina reaches her over the connection she registered on.
+    let alice = Ua::new(node).await;
+    alice
+        .send_to(
+            &alice.request_to("MESSAGE", "sip:tina@campus.example", "tcp-m1", 1, ""),
+            node,
+        )
+        .await;
+    got.clear();
+    let msg = loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "connection closed");
+        got.extend_from_slice(&buf[..n]);
+        let mut f = kadsip_proto::framing::Framer::default();
+        f.push(&got);
+        if let Ok(Some(kadsip_proto::framing::Framed::Message(m))) = f.decode() {
+            break m;
+        }
+    };
+    let msg = msg.as_request().unwrap().clone();
+    assert_eq!(msg.method.as_str(), "MESSAGE");
+    let ok = Response::to_request(&msg, kadsip_proto::StatusCode::OK, Some("tt"));
+    s.write_all(&ok.to_bytes()).await.unwrap();
+    let r = alice
+        .expect_response("tcp-m1", "MESSAGE", 200, Duration::from_secs(5))
+        .await;
+    assert_eq!(r.status.as_u16(), 200);
     t.stop().await;
 }

@@ -63,3 +63,19 @@ async fn binding_survives_kill_9() {
     let mut other = other;
     other.stop().await;
 }
+
+#[test]
+fn sigterm_shuts_down_gracefully() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path(), &["--open"]);
+    assert_eq!(
+        kadsip_node::client::get(node.http, "/healthz").unwrap(),
+        "ok\n"
+    );
+    let (clean, log) = node.terminate();
+    assert!(clean, "kadsip exits 0 on SIGTERM; log:\n{}", log.join("\n"));
+    assert!(log.iter().any(|l| l.contains("shutting down")));
+    // The data dir is released: a new node opens it at once.
+    let again = NodeProcess::start(dir.path(), &["--open"]);
+    drop(again);
+}
