@@ -73,3 +73,48 @@ async fn lone_node_has_no_peers() {
     assert_eq!(r.outcome.name(), "no_peers");
     n.stop().await;
 }
+
+/// The records a node holds for others live in sled: after a restart on the
+/// same data dir it still holds and serves them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn held_records_survive_restart() {
+    let mut nodes = network(3, true).await;
+    let ua = Ua::new(nodes[0].running().sip).await;
+    assert_eq!(
+        ua.register_auth("sip:hugo@campus.example", 600, None)
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+    let holder = 2;
+    crate::support::wait_for("node 2 to hold hugo's record", T, || {
+        let o = nodes[holder].running().overlay.clone();
+        async move {
+            o.status()
+                .await
+                .ok()
+                .filter(|s| s.records_held >= 1)
+                .map(|_| ())
+        }
+    })
+    .await;
+    // Restart the holder on its data dir, with the registering node gone.
+    nodes[0].stop().await;
+    let boot = vec![nodes[1].addr.clone()];
+    let mut t = nodes.remove(holder);
+    t.stop().await;
+    let restarted = crate::support::start(t._dir, boot, true).await;
+    let st = restarted.running().overlay.status().await.unwrap();
+    assert!(
+        st.records_held >= 1,
+        "records held after restart: {}",
+        st.records_held
+    );
+    resolve_until(restarted.running(), "sip:hugo@campus.example", "found", T).await;
+    let mut restarted = restarted;
+    restarted.stop().await;
+    for n in &mut nodes {
+        n.stop().await;
+    }
+}
