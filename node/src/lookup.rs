@@ -134,6 +134,19 @@ impl Lookup {
         }
     }
 
+    /// This node's own live bindings for `aor` (no DHT query).
+    pub fn local(&self, aor: &Aor) -> Vec<Binding> {
+        let now = unix_now();
+        match self.storage.bindings.get(aor.as_str()) {
+            Ok(Some(state)) => state
+                .bindings
+                .into_iter()
+                .filter(|b| b.expires > now)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Forgets the cached answer for `aor` (after a failed forward).
     pub fn invalidate(&self, aor: &Aor) {
         if let Ok(mut c) = self.cache.lock() {

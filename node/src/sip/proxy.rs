@@ -52,7 +52,7 @@ impl Core {
     }
 
     /// Starts proxying a new request whose server transaction is `id`.
-    pub(super) fn proxy(&mut self, id: TxId, mut req: Request, _src: Source) {
+    pub(super) fn proxy(&mut self, id: TxId, mut req: Request, src: Source) {
         if self.contexts.len() >= MAX_CONTEXTS {
             self.stats
                 .overloaded
@@ -109,6 +109,24 @@ impl Core {
         let aor = target.aor();
         if let Some(c) = self.contexts.get_mut(&id) {
             c.aor = Some(aor.clone());
+        }
+        if matches!(src, Source::Overlay(_)) {
+            // Another node forwarded this to us because we serve the AOR:
+            // deliver to our own registrations, never back into the overlay.
+            let bindings = self.lookup.local(&aor);
+            let outcome = if bindings.is_empty() {
+                Lookup::Offline
+            } else {
+                Lookup::Local(bindings)
+            };
+            let r = Resolved {
+                outcome,
+                latency: std::time::Duration::ZERO,
+                requests: 0,
+                cached: false,
+            };
+            self.on_resolved(id, r);
+            return;
         }
         let (lookup, events) = (self.lookup.clone(), self.events.clone());
         tokio::spawn(async move {
