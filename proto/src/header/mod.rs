@@ -338,7 +338,7 @@ impl Headers {
 
 fn each(value: &str, f: impl Fn(&str) -> Result<(), SyntaxError>) -> Result<(), SyntaxError> {
     // Most values hold one element: skip the list scan when there is no comma.
-    if !value.contains(',') {
+    if memchr::memchr(b',', value.as_bytes()).is_none() {
         let v = crate::syntax::trim_ws(value);
         if v.is_empty() {
             return Err(SyntaxError::EmptyElement(0));

@@ -18,14 +18,12 @@ pub const MAX_HEADERS: usize = 256;
 /// index of the first body byte)`. Leading CRLFs are skipped by callers.
 /// Lines end in CRLF or, leniently, a bare LF.
 pub fn head_end(buf: &[u8]) -> Option<(usize, usize)> {
-    let mut i = 0;
-    while let Some(p) = buf[i..].iter().position(|&c| c == b'\n') {
-        let nl = i + p;
+    for nl in memchr::memchr_iter(b'\n', buf) {
         let next = nl + 1;
         match buf.get(next) {
             Some(b'\n') => return Some((next, next + 1)),
             Some(b'\r') if buf.get(next + 1) == Some(&b'\n') => return Some((next, next + 2)),
-            Some(_) => i = next,
+            Some(_) => {}
             None => return None,
         }
     }
@@ -77,7 +75,7 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
                 reason: "continuation line without a header",
             });
         }
-        let colon = line.find(':').ok_or(ParseError::HeaderLine {
+        let colon = memchr::memchr(b':', line.as_bytes()).ok_or(ParseError::HeaderLine {
             line: line_no,
             reason: "no ':'",
         })?;
@@ -176,7 +174,7 @@ impl<'a> Lines<'a> {
             return None;
         }
         let rest = &self.s[self.pos..];
-        let (line, adv) = match rest.find('\n') {
+        let (line, adv) = match memchr::memchr(b'\n', rest.as_bytes()) {
             Some(p) => (&rest[..p], p + 1),
             None => (rest, rest.len() + 1),
         };
