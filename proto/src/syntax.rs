@@ -253,6 +253,16 @@ impl<'a> Params<'a> {
     /// Returns the params and the index where they stop (end, or a `,`
     /// when `stop_at_comma`).
     pub fn parse(s: &'a str, i: usize) -> Result<Params<'a>, SyntaxError> {
+        Self::parse_with(s, i, |_, _| Ok(()))
+    }
+
+    /// Like [`Params::parse`], calling `check(name, value)` for each
+    /// parameter in the same pass (values keep their quotes).
+    pub fn parse_with(
+        s: &'a str,
+        i: usize,
+        mut check: impl FnMut(&'a str, Option<&'a str>) -> Result<(), SyntaxError>,
+    ) -> Result<Params<'a>, SyntaxError> {
         let b = s.as_bytes();
         let start = i;
         let mut i = skip_ws(s, i);
@@ -265,12 +275,16 @@ impl<'a> Params<'a> {
             if name_end == i {
                 return Err(SyntaxError::EmptyParam(i));
             }
+            let name = &s[i..name_end];
             i = skip_ws(s, name_end);
+            let mut value = None;
             if i < b.len() && b[i] == b'=' {
-                i = skip_ws(s, i + 1);
-                i = gen_value_end(s, i)?;
-                i = skip_ws(s, i);
+                let vs = skip_ws(s, i + 1);
+                let ve = gen_value_end(s, vs)?;
+                value = Some(&s[vs..ve]);
+                i = skip_ws(s, ve);
             }
+            check(name, value)?;
         }
         Ok(Params { raw: &s[start..] })
     }

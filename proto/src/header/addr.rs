@@ -23,12 +23,23 @@ pub struct NameAddr<'a> {
 impl<'a> NameAddr<'a> {
     /// Parses one value, checking the URI.
     pub fn parse(s: &'a str) -> Result<NameAddr<'a>, SyntaxError> {
-        let na = Self::split(s)?;
+        Self::parse_with(s, |_, _| Ok(()))
+    }
+
+    /// Like [`NameAddr::parse`], checking each header parameter in the same pass.
+    fn parse_with(
+        s: &'a str,
+        check: impl FnMut(&'a str, Option<&'a str>) -> Result<(), SyntaxError>,
+    ) -> Result<NameAddr<'a>, SyntaxError> {
+        let na = Self::split(s, check)?;
         Uri::validate(na.uri)?;
         Ok(na)
     }
 
-    fn split(s: &'a str) -> Result<NameAddr<'a>, SyntaxError> {
+    fn split(
+        s: &'a str,
+        check: impl FnMut(&'a str, Option<&'a str>) -> Result<(), SyntaxError>,
+    ) -> Result<NameAddr<'a>, SyntaxError> {
         let b = s.as_bytes();
         let start = skip_ws(s, 0);
         if start >= b.len() {
@@ -68,7 +79,7 @@ impl<'a> NameAddr<'a> {
                     Some(p) => lt + p,
                     None => return Err(SyntaxError::UnterminatedAngle(lt)),
                 };
-                let params = Params::parse(s, gt + 1)?;
+                let params = Params::parse_with(s, gt + 1, check)?;
                 Ok(NameAddr {
                     display,
                     uri: &s[lt + 1..gt],
@@ -87,7 +98,7 @@ impl<'a> NameAddr<'a> {
                 if let Some(p) = uri.bytes().position(|c| c == b'?' || c == b',') {
                     return Err(unexpected(s, start + p, "'<>' around a URI with headers"));
                 }
-                let params = Params::parse(s, end)?;
+                let params = Params::parse_with(s, end, check)?;
                 Ok(NameAddr {
                     display: None,
                     uri,
@@ -135,13 +146,14 @@ impl<'a> Contact<'a> {
         if crate::syntax::trim_ws(s) == "*" {
             return Ok(Contact::Star);
         }
-        let na = NameAddr::parse(s)?;
-        if let Some(v) = na.params.get("expires") {
-            crate::header::values::delta_seconds(v.unwrap_or(""))?;
-        }
-        if let Some(v) = na.params.get("q") {
-            parse_q(v.unwrap_or(""))?;
-        }
+        let na = NameAddr::parse_with(s, |name, value| {
+            if name.eq_ignore_ascii_case("expires") {
+                crate::header::values::delta_seconds(value.unwrap_or(""))?;
+            } else if name.eq_ignore_ascii_case("q") {
+                parse_q(value.unwrap_or(""))?;
+            }
+            Ok(())
+        })?;
         Ok(Contact::Addr(na))
     }
 

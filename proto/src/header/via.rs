@@ -77,18 +77,10 @@ impl<'a> Via<'a> {
             port = Some(crate::syntax::parse_u64(&s[i..j], u64::from(u16::MAX))? as u16);
             i = j;
         }
-        let params = Params::parse(s, i)?;
-        let via = Via {
-            protocol: parts[0],
-            version: parts[1],
-            transport: parts[2],
-            host,
-            port,
-            params,
-        };
-        // One pass over the parameters checks the ones with a grammar.
-        for (name, value) in via.params.iter() {
-            let Some(v) = value else { continue };
+        // The parameters with a grammar of their own are checked in the
+        // same pass that validates the list.
+        let params = Params::parse_with(s, i, |name, value| {
+            let Some(v) = value else { return Ok(()) };
             if name.eq_ignore_ascii_case("received") {
                 // RFC 3261 allows IPv4address / IPv6address; RFC 5118 §4.5
                 // says receivers should also accept an IPv6 reference.
@@ -101,7 +93,16 @@ impl<'a> Via<'a> {
             } else if name.eq_ignore_ascii_case("ttl") {
                 crate::syntax::parse_u64(v, 255)?;
             }
-        }
+            Ok(())
+        })?;
+        let via = Via {
+            protocol: parts[0],
+            version: parts[1],
+            transport: parts[2],
+            host,
+            port,
+            params,
+        };
         Ok(via)
     }
 
