@@ -94,8 +94,19 @@ pub fn skip_ws(s: &str, mut i: usize) -> usize {
 }
 
 /// Trims SP/HTAB on both sides.
+#[inline]
 pub fn trim_ws(s: &str) -> &str {
-    s.trim_matches([' ', '\t'])
+    let b = s.as_bytes();
+    let mut start = 0;
+    let mut end = b.len();
+    while start < end && is_ws(b[start]) {
+        start += 1;
+    }
+    while end > start && is_ws(b[end - 1]) {
+        end -= 1;
+    }
+    // SP and HTAB are ASCII, so these are char boundaries.
+    &s[start..end]
 }
 
 /// End index (exclusive) of the token starting at `i`.

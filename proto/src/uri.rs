@@ -307,6 +307,23 @@ fn sip_scheme(scheme: &str) -> Option<bool> {
     }
 }
 
+/// A dotted-quad of digits (the caller checked the characters): four
+/// octets of 1–3 digits, each at most 255.
+fn ipv4(s: &str) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut n = 0;
+    for part in s.split('.') {
+        if n == 4 || part.is_empty() || part.len() > 3 || (part.len() > 1 && part.starts_with('0'))
+        {
+            return None;
+        }
+        let v = part.bytes().fold(0u16, |a, d| a * 10 + u16::from(d - b'0'));
+        octets[n] = u8::try_from(v).ok()?;
+        n += 1;
+    }
+    (n == 4).then(|| Ipv4Addr::from(octets))
+}
+
 /// A host borrowed from the text being parsed.
 enum HostRef<'a> {
     Domain(&'a str),
@@ -368,10 +385,9 @@ fn parse_host<'a>(c: &mut Cursor<'a>) -> Result<HostRef<'a>, UriError> {
         return Err(c.error_at(UriErrorKind::Empty(UriPart::Host), start));
     }
     if numeric {
-        return name
-            .parse::<Ipv4Addr>()
+        return ipv4(name)
             .map(HostRef::V4)
-            .map_err(|_| c.error_at(UriErrorKind::InvalidIpv4, start));
+            .ok_or_else(|| c.error_at(UriErrorKind::InvalidIpv4, start));
     }
     if let Some(at) = empty_label {
         return Err(c.error_at(UriErrorKind::EmptyLabel, at));

@@ -177,7 +177,7 @@ impl StdHeader {
             return TABLE.iter().find(|e| e.2 == Some(c)).map(|e| e.0);
         }
         // Buckets by (length, first letter) make this a handful of compares.
-        let bucket = INDEX.get(bucket_of(b)?)?;
+        let bucket = &INDEX[bucket_of(b)?];
         bucket
             .iter()
             .take_while(|&&i| i != u8::MAX)
@@ -197,29 +197,35 @@ const SLOTS: usize = 4;
 /// Buckets: names of length 2..=20 × first letter a..=z.
 const BUCKETS: usize = 19 * 26;
 
-fn bucket_of(b: &[u8]) -> Option<usize> {
+const fn bucket_of(b: &[u8]) -> Option<usize> {
     let len = b.len();
-    let first = b.first()?.to_ascii_lowercase();
-    if !(2..=20).contains(&len) || !first.is_ascii_lowercase() {
+    if len < 2 || len > 20 {
         return None;
     }
-    Some((len - 2) * 26 + usize::from(first - b'a'))
+    let first = b[0].to_ascii_lowercase();
+    if !first.is_ascii_lowercase() {
+        return None;
+    }
+    Some((len - 2) * 26 + (first - b'a') as usize)
 }
 
-/// Table rows per (length, first letter), `u8::MAX` marking empty slots.
-static INDEX: std::sync::LazyLock<Vec<[u8; SLOTS]>> = std::sync::LazyLock::new(|| {
-    let mut index = vec![[u8::MAX; SLOTS]; BUCKETS];
-    for (i, e) in TABLE.iter().enumerate() {
-        if let Some(k) = bucket_of(e.1.as_bytes()) {
-            let slot = index[k]
-                .iter()
-                .position(|&x| x == u8::MAX)
-                .expect("bucket has room");
+/// Table rows per (length, first letter), `u8::MAX` marking empty slots;
+/// built at compile time.
+static INDEX: [[u8; SLOTS]; BUCKETS] = {
+    let mut index = [[u8::MAX; SLOTS]; BUCKETS];
+    let mut i = 0;
+    while i < TABLE.len() {
+        if let Some(k) = bucket_of(TABLE[i].1.as_bytes()) {
+            let mut slot = 0;
+            while index[k][slot] != u8::MAX {
+                slot += 1; // a full bucket fails the build (index out of bounds)
+            }
             index[k][slot] = i as u8;
         }
+        i += 1;
     }
     index
-});
+};
 
 /// A header name: a known one (serialized in its canonical spelling) or any
 /// other token, kept byte for byte.
