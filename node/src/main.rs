@@ -77,14 +77,20 @@ fn open(dir: &Path) -> Result<Storage, String> {
     })
 }
 
-fn read_password() -> Result<String, String> {
+fn read_password(from_stdin: bool) -> Result<String, String> {
     let mut line = String::new();
-    if std::io::stdin().is_terminal() {
+    let prompt = !from_stdin && std::io::stdin().is_terminal();
+    if prompt {
         eprint!("password: ");
+        // Hide what is typed (POSIX terminals).
+        let _ = std::process::Command::new("stty").arg("-echo").status();
     }
-    std::io::stdin()
-        .read_line(&mut line)
-        .map_err(|e| format!("cannot read the password: {e}"))?;
+    let read = std::io::stdin().read_line(&mut line);
+    if prompt {
+        let _ = std::process::Command::new("stty").arg("echo").status();
+        eprintln!();
+    }
+    read.map_err(|e| format!("cannot read the password: {e}"))?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
@@ -96,8 +102,7 @@ fn user(cmd: UserCommand) -> Result<(), String> {
             realm,
             data_dir,
         } => {
-            let _ = password_stdin; // both paths read one line; a prompt is shown on a terminal
-            let password = read_password()?;
+            let password = read_password(password_stdin)?;
             let s = open(&data_dir)?;
             let u =
                 accounts::add(&s, &user, realm.as_deref(), &password).map_err(|e| e.to_string())?;
