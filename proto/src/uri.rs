@@ -309,7 +309,7 @@ fn sip_scheme(scheme: &str) -> Option<bool> {
 
 /// A dotted-quad of digits (the caller checked the characters): four
 /// octets of 1–3 digits, each at most 255.
-fn ipv4(s: &str) -> Option<Ipv4Addr> {
+pub(crate) fn ipv4(s: &str) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
     let mut n = 0;
     for part in s.split('.') {

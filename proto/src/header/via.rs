@@ -85,7 +85,12 @@ impl<'a> Via<'a> {
                 // RFC 3261 allows IPv4address / IPv6address; RFC 5118 §4.5
                 // says receivers should also accept an IPv6 reference.
                 let bare = v.trim_start_matches('[').trim_end_matches(']');
-                if bare.parse::<std::net::IpAddr>().is_err() {
+                let ok = if bare.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+                    crate::uri::ipv4(bare).is_some()
+                } else {
+                    bare.parse::<std::net::Ipv6Addr>().is_ok()
+                };
+                if !ok {
                     return Err(unexpected(v, 0, "IP address in received"));
                 }
             } else if name.eq_ignore_ascii_case("rport") {
