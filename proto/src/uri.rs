@@ -308,20 +308,32 @@ fn sip_scheme(scheme: &str) -> Option<bool> {
 }
 
 /// A dotted-quad of digits (the caller checked the characters): four
-/// octets of 1–3 digits, each at most 255.
+/// octets of 1–3 digits, each at most 255, without leading zeros.
 pub(crate) fn ipv4(s: &str) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut n = 0;
-    for part in s.split('.') {
-        if n == 4 || part.is_empty() || part.len() > 3 || (part.len() > 1 && part.starts_with('0'))
-        {
-            return None;
+    let (mut n, mut value, mut digits) = (0usize, 0u16, 0usize);
+    let mut leading_zero = false;
+    for &b in s.as_bytes() {
+        if b == b'.' {
+            if digits == 0 || n == 3 {
+                return None;
+            }
+            octets[n] = u8::try_from(value).ok()?;
+            (n, value, digits, leading_zero) = (n + 1, 0, 0, false);
+        } else {
+            if digits == 3 || leading_zero {
+                return None;
+            }
+            leading_zero = digits == 0 && b == b'0';
+            value = value * 10 + u16::from(b - b'0');
+            digits += 1;
         }
-        let v = part.bytes().fold(0u16, |a, d| a * 10 + u16::from(d - b'0'));
-        octets[n] = u8::try_from(v).ok()?;
-        n += 1;
     }
-    (n == 4).then(|| Ipv4Addr::from(octets))
+    if n != 3 || digits == 0 {
+        return None;
+    }
+    octets[3] = u8::try_from(value).ok()?;
+    Some(Ipv4Addr::from(octets))
 }
 
 /// A host borrowed from the text being parsed.
@@ -1208,6 +1220,29 @@ mod tests {
                     check(&s);
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod ipv4_tests {
+    #[test]
+    fn dotted_quads() {
+        for ok in ["0.0.0.0", "192.0.2.1", "255.255.255.255"] {
+            assert_eq!(super::ipv4(ok), ok.parse().ok(), "{ok}");
+        }
+        for bad in [
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "1..2.3",
+            ".1.2.3",
+            "1.2.3.",
+            "1234.1.1.1",
+            "",
+        ] {
+            assert_eq!(super::ipv4(bad), None, "{bad}");
         }
     }
 }

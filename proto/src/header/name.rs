@@ -182,7 +182,7 @@ impl StdHeader {
             .iter()
             .take_while(|&&i| i != u8::MAX)
             .map(|&i| &TABLE[i as usize])
-            .find(|e| e.1.as_bytes().eq_ignore_ascii_case(b))
+            .find(|e| e.1.as_bytes() == b || e.1.as_bytes().eq_ignore_ascii_case(b))
             .map(|e| e.0)
     }
 
