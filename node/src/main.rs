@@ -29,8 +29,9 @@ fn run_node(args: kadsip_node::cli::NodeArgs) -> Result<(), String> {
     let config = args.into_config().map_err(|e| e.to_string())?;
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("KADSIP_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p_mdns=warn,libp2p_kad=error")),
+            tracing_subscriber::EnvFilter::try_from_env("KADSIP_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,libp2p_mdns=warn,libp2p_kad=error")
+            }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
