@@ -219,21 +219,7 @@ async fn register_over_tcp() {
     s.write_all(&req.as_bytes()[..40]).await.unwrap();
     s.flush().await.unwrap();
     s.write_all(&req.as_bytes()[40..]).await.unwrap();
-    let mut buf = vec![0u8; 4096];
-    let mut got = Vec::new();
-    let resp = loop {
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0, "connection closed");
-        got.extend_from_slice(&buf[..n]);
-        let mut f = kadsip_proto::framing::Framer::default();
-        f.push(&got);
-        if let Ok(Some(kadsip_proto::framing::Framed::Message(m))) = f.decode() {
-            break m;
-        }
-    };
+    let resp = read_message(&mut s).await;
     let resp = resp.as_response().unwrap().clone();
     assert_eq!(resp.status.as_u16(), 200);
     let http = t.running().http;
@@ -260,20 +246,7 @@ async fn register_over_tcp() {
             node,
         )
         .await;
-    got.clear();
-    let msg = loop {
-        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0, "connection closed");
-        got.extend_from_slice(&buf[..n]);
-        let mut f = kadsip_proto::framing::Framer::default();
-        f.push(&got);
-        if let Ok(Some(kadsip_proto::framing::Framed::Message(m))) = f.decode() {
-            break m;
-        }
-    };
+    let msg = read_message(&mut s).await;
     let msg = msg.as_request().unwrap().clone();
     assert_eq!(msg.method.as_str(), "MESSAGE");
     let ok = Response::to_request(&msg, kadsip_proto::StatusCode::OK, Some("tt"));
@@ -283,4 +256,22 @@ async fn register_over_tcp() {
         .await;
     assert_eq!(r.status.as_u16(), 200);
     t.stop().await;
+}
+
+/// Reads one framed SIP message from a TCP stream (bounded wait).
+async fn read_message(s: &mut tokio::net::TcpStream) -> kadsip_proto::Message {
+    use tokio::io::AsyncReadExt;
+    let mut framer = kadsip_proto::framing::Framer::default();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        if let Ok(Some(kadsip_proto::framing::Framed::Message(m))) = framer.decode() {
+            return m;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("a message within 5 s")
+            .expect("read");
+        assert!(n > 0, "connection closed");
+        framer.push(&buf[..n]);
+    }
 }
