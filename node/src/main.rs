@@ -38,29 +38,36 @@ fn run_node(args: kadsip_node::cli::NodeArgs) -> Result<(), String> {
         .init();
     let rt =
         tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))?;
-    rt.block_on(kadsip_node::node::run(config, shutdown_signal()))
-        .map_err(|e| e.to_string())
+    rt.block_on(async {
+        // Install the handlers before anything listens, so a SIGTERM that
+        // arrives while the node starts is a graceful shutdown too.
+        let shutdown =
+            shutdown_signal().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+        kadsip_node::node::run(config, shutdown)
+            .await
+            .map_err(|e| e.to_string())
+    })
 }
 
-async fn shutdown_signal() {
+/// SIGINT or SIGTERM, with the handlers installed now.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        Ok(async move {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
             }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 

@@ -80,9 +80,19 @@ where
 
 /// Starts one node with `bootstrap` peers.
 pub async fn start(dir: tempfile::TempDir, bootstrap: Vec<String>, open: bool) -> TestNode {
-    let running = node::start(config(dir.path().to_owned(), bootstrap, open), timers())
-        .await
-        .expect("node starts");
+    // A node that was just stopped on this dir may still be releasing
+    // sled's lock (its writer thread exits once the last handle drops).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let running = loop {
+        let cfg = config(dir.path().to_owned(), bootstrap.clone(), open);
+        match node::start(cfg, timers()).await {
+            Ok(r) => break r,
+            Err(e) if e.to_string().contains("lock") && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("node starts: {e}"),
+        }
+    };
     let overlay = running.overlay.clone();
     let addr = wait_for("a p2p listen address", Duration::from_secs(10), || {
         let o = overlay.clone();
