@@ -8,7 +8,7 @@ use crate::lookup::Lookup;
 use crate::metrics::Metrics;
 use crate::overlay::{self, OverlayTask, OverlayTuning};
 use crate::registrar::{Registrar, RegistrarConfig};
-use crate::sip::{ProxyConfig, SipCore};
+use crate::sip::{ProxyConfig, SipCore, Transports};
 use crate::storage::{Committer, SledRecordStore, Storage, StorageError};
 use kadsip_proto::overlay::Limits;
 use libp2p::Multiaddr;
@@ -62,6 +62,26 @@ impl Default for Timers {
     }
 }
 
+/// How a node is started beyond its config (the simulator's knobs).
+pub struct StartOptions {
+    /// Protocol timers.
+    pub timers: Timers,
+    /// The libp2p transport; None builds TCP + Noise + Yamux.
+    pub transport: Option<overlay::TransportFactory>,
+    /// Serve the HTTP status endpoints.
+    pub http: bool,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions {
+            timers: Timers::default(),
+            transport: None,
+            http: true,
+        }
+    }
+}
+
 /// A started node: its addresses and handles (used by tests and the simulator).
 pub struct Running {
     /// Bound SIP address.
@@ -74,6 +94,8 @@ pub struct Running {
     pub overlay: overlay::Overlay,
     /// The resolver.
     pub lookup: Arc<Lookup>,
+    /// The SIP transports (in-memory UAs connect through them).
+    pub transports: Transports,
     /// Stops everything when set to true.
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -99,6 +121,19 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 
 /// Starts a node and returns once every listener is bound.
 pub async fn start(config: Config, timers: Timers) -> Result<Running, NodeError> {
+    start_with(
+        config,
+        StartOptions {
+            timers,
+            ..StartOptions::default()
+        },
+    )
+    .await
+}
+
+/// [`start`] with a custom transport and without HTTP (the simulator).
+pub async fn start_with(config: Config, opts: StartOptions) -> Result<Running, NodeError> {
+    let timers = opts.timers;
     let storage = Storage::open(&config.data_dir)?;
     let metrics = Arc::new(Metrics::new());
     let (stop, stop_rx) = watch::channel(false);
@@ -110,8 +145,8 @@ pub async fn start(config: Config, timers: Timers) -> Result<Running, NodeError>
     let mut tuning = timers.overlay.clone();
     tuning.query_timeout = config.lookup_timeout;
     tuning.mdns = config.mdns;
-    let swarm =
-        overlay::build_swarm(key, store, &tuning).map_err(|e| NodeError::Overlay(e.to_string()))?;
+    let swarm = overlay::build_swarm(key, store, &tuning, opts.transport)
+        .map_err(|e| NodeError::Overlay(e.to_string()))?;
     let (mut task, overlay) = OverlayTask::new(swarm, metrics.clone(), 1024);
     for a in &config.p2p {
         let addr: Multiaddr = a
@@ -220,7 +255,40 @@ pub async fn start(config: Config, timers: Timers) -> Result<Running, NodeError>
         }));
     }
 
-    // HTTP.
+    let transports = core.transports();
+    let http_addr = if opts.http {
+        serve_http(
+            &config, &core, &overlay, &storage, &metrics, &lookup, &stop_rx, &mut tasks,
+        )
+        .await?
+    } else {
+        SocketAddr::from(([0, 0, 0, 0], 0))
+    };
+    tasks.push(core.task);
+
+    Ok(Running {
+        sip: sip_addr,
+        http: http_addr,
+        peer_id,
+        overlay,
+        lookup,
+        transports,
+        stop,
+        tasks,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_http(
+    config: &Config,
+    core: &SipCore,
+    overlay: &overlay::Overlay,
+    storage: &Storage,
+    metrics: &Arc<Metrics>,
+    lookup: &Arc<Lookup>,
+    stop_rx: &watch::Receiver<bool>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<SocketAddr, NodeError> {
     let listener = http::bind(config.http)
         .await
         .map_err(|source| NodeError::Bind {
@@ -248,17 +316,7 @@ pub async fn start(config: Config, timers: Timers) -> Result<Running, NodeError>
         }
     }));
     tracing::info!("HTTP status on http://{http_addr}/status");
-    tasks.push(core.task);
-
-    Ok(Running {
-        sip: sip_addr,
-        http: http_addr,
-        peer_id,
-        overlay,
-        lookup,
-        stop,
-        tasks,
-    })
+    Ok(http_addr)
 }
 
 /// Runs a node until `shutdown` completes.

@@ -4,7 +4,7 @@
 //! of the signed entry into the DHT.
 
 use crate::metrics::{MethodCode, Metrics};
-use crate::overlay::Overlay;
+use crate::overlay::{Overlay, OverlayError};
 use crate::sip::transport::Source;
 use crate::storage::{AorState, Committer, Storage, User, records::unix_now};
 use ed25519_dalek::SigningKey;
@@ -17,6 +17,13 @@ use std::sync::{Arc, Mutex};
 
 /// How long a nonce stays fresh.
 pub const NONCE_MAX_AGE: u64 = 300;
+/// A publication stored on fewer peers than this is retried.
+const MIN_REPLICAS: usize = 1;
+/// How often, at most, a publication is retried.
+const PUBLISH_RETRIES: u32 = 4;
+/// First retry delay (doubling).
+const PUBLISH_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How long the owner's claim on an AOR is published for.
 pub const CLAIM_SECS: u64 = 30 * 86_400;
 /// How long a tombstone (all contacts removed) stays in the DHT.
@@ -317,13 +324,28 @@ impl Registrar {
         let key = SigningKey::from_bytes(&user.signing_key);
         let entry = entry_for(self.overlay.peer_id().to_bytes(), self.addrs(), state, now);
         let rec = AorRecord::new(aor, &key, entry);
-        if let Err(e) = self
-            .overlay
-            .publish_nowait(record_key(aor).to_vec(), rec.encode())
-            .await
-        {
-            tracing::warn!(%aor, error = %e, "publish failed");
-        }
+        let (overlay, aor) = (self.overlay.clone(), aor.clone());
+        let (key, value) = (record_key(&aor).to_vec(), rec.encode());
+        // A publication that reached too few peers (a burst, a partition) is
+        // retried with backoff instead of waiting for the next republish.
+        tokio::spawn(async move {
+            let mut backoff = PUBLISH_RETRY;
+            for attempt in 0..=PUBLISH_RETRIES {
+                match overlay.publish(key.clone(), value.clone()).await {
+                    Ok(()) => return,
+                    Err(OverlayError::NotReplicated { stored }) if stored >= MIN_REPLICAS => return,
+                    Err(OverlayError::NotReplicated { stored }) if attempt < PUBLISH_RETRIES => {
+                        tracing::debug!(%aor, stored, attempt, "publication reached too few peers; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff *= 2;
+                    }
+                    Err(e) => {
+                        tracing::warn!(%aor, error = %e, "publish failed");
+                        return;
+                    }
+                }
+            }
+        });
     }
 
     fn addrs(&self) -> Vec<String> {

@@ -28,6 +28,8 @@ pub struct OverlayTuning {
     pub max_connections: u32,
     /// mDNS discovery on the LAN.
     pub mdns: bool,
+    /// A connection with no open stream is closed after this long.
+    pub idle_timeout: Duration,
 }
 
 impl Default for OverlayTuning {
@@ -37,6 +39,7 @@ impl Default for OverlayTuning {
             replication_interval: Some(Duration::from_secs(3600)),
             max_connections: 512,
             mdns: true,
+            idle_timeout: Duration::from_secs(120),
         }
     }
 }

@@ -8,7 +8,7 @@ pub mod sip_link;
 mod task;
 
 pub use behaviour::{Behaviour, IDENTIFY_PROTOCOL, KAD_PROTOCOL, OverlayTuning};
-pub use task::{OverlayTask, build_swarm};
+pub use task::{BoxedTransport, OverlayTask, TransportFactory, build_swarm};
 
 use kadsip_proto::overlay::AorRecord;
 use libp2p::{Multiaddr, PeerId};
@@ -62,8 +62,11 @@ pub enum OverlayError {
     #[error("overlay task stopped")]
     Stopped,
     /// The record was stored locally but no peer accepted it.
-    #[error("no peer stored the record: {0}")]
-    NotReplicated(String),
+    #[error("the record reached only {stored} peers")]
+    NotReplicated {
+        /// Peers that stored it.
+        stored: usize,
+    },
     /// The local store refused the record.
     #[error("record refused locally: {0}")]
     Refused(String),

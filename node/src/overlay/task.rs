@@ -21,26 +21,44 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
-/// Builds a TCP + Noise + Yamux swarm for `key`.
+/// A libp2p transport already upgraded with security and multiplexing.
+pub type BoxedTransport =
+    libp2p::core::transport::Boxed<(PeerId, libp2p::core::muxing::StreamMuxerBox)>;
+
+/// Builds the transport of a node from its key (the simulator's emulated links).
+pub type TransportFactory = Box<dyn FnOnce(&Keypair) -> BoxedTransport + Send>;
+
+/// Builds a TCP + Noise + Yamux swarm for `key`, or one over `transport`
+/// when given (the simulator's in-memory links).
 pub fn build_swarm(
     key: Keypair,
     store: SledRecordStore,
     tuning: &OverlayTuning,
+    transport: Option<TransportFactory>,
 ) -> Result<Swarm<Behaviour>, Box<dyn std::error::Error + Send + Sync>> {
     let tuning = tuning.clone();
-    Ok(libp2p::SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )?
-        .with_behaviour(|key| {
-            Behaviour::new(key, store, &tuning)
-                .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
-        })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
-        .build())
+    let behaviour = |key: &Keypair| {
+        Behaviour::new(key, store, &tuning)
+            .map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)
+    };
+    let idle = tuning.idle_timeout;
+    let builder = libp2p::SwarmBuilder::with_existing_identity(key).with_tokio();
+    Ok(match transport {
+        Some(make) => builder
+            .with_other_transport(make)?
+            .with_behaviour(behaviour)?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build(),
+        None => builder
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )?
+            .with_behaviour(behaviour)?
+            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .build(),
+    })
 }
 
 struct PendingLookup {
@@ -384,6 +402,14 @@ impl OverlayTask {
                     self.answer(id, stats.num_requests(), false);
                 }
                 kad::QueryResult::PutRecord(r) => {
+                    let stored = match &r {
+                        Ok(_) => None,
+                        Err(
+                            kad::PutRecordError::QuorumFailed { success, .. }
+                            | kad::PutRecordError::Timeout { success, .. },
+                        ) => Some(success.len()),
+                    };
+                    tracing::debug!(requests = stats.num_requests(), ?stored, "publication done");
                     if let Some(reply) = self.publishes.remove(&id) {
                         let outcome = if r.is_ok() { "replicated" } else { "partial" };
                         self.metrics
@@ -391,11 +417,10 @@ impl OverlayTask {
                             .get_or_create(&crate::metrics::Outcome { outcome })
                             .inc();
                         if let Some(reply) = reply {
-                            let _ =
-                                reply
-                                    .send(r.map(drop).map_err(|e| {
-                                        OverlayError::NotReplicated(format!("{e:?}"))
-                                    }));
+                            let _ = reply.send(match stored {
+                                None => Ok(()),
+                                Some(stored) => Err(OverlayError::NotReplicated { stored }),
+                            });
                         }
                     }
                 }

@@ -38,6 +38,27 @@ pub struct ProxyConfig {
     pub tx: TxConfig,
     /// Timer C: how long an INVITE may stay without a final response.
     pub timer_c: Duration,
+    /// Bind UDP/TCP sockets (false: in-memory UAs only, the simulator).
+    pub sockets: bool,
+    /// Where each proxied request's lookup is reported (the simulator).
+    pub trace: Option<mpsc::Sender<LookupTrace>>,
+}
+
+/// One proxied request's lookup, reported to [`ProxyConfig::trace`].
+#[derive(Debug, Clone)]
+pub struct LookupTrace {
+    /// The request's Call-ID.
+    pub call_id: String,
+    /// The AOR resolved.
+    pub aor: String,
+    /// Outcome name (`found`, `not_found`, …).
+    pub outcome: &'static str,
+    /// Time the lookup took.
+    pub latency: Duration,
+    /// DHT requests it sent.
+    pub requests: u32,
+    /// Answered from the positive cache.
+    pub cached: bool,
 }
 
 impl Default for ProxyConfig {
@@ -45,6 +66,8 @@ impl Default for ProxyConfig {
         ProxyConfig {
             tx: TxConfig::default(),
             timer_c: Duration::from_secs(180),
+            sockets: true,
+            trace: None,
         }
     }
 }
@@ -97,7 +120,8 @@ impl SipCore {
     ) -> std::io::Result<SipCore> {
         let (in_tx, in_rx) = mpsc::channel(8192);
         let transport_stats = Arc::new(TransportStats::default());
-        let transports = transport::start(addr, in_tx, transport_stats.clone()).await?;
+        let transports =
+            transport::start(addr, cfg.sockets, in_tx, transport_stats.clone()).await?;
         let (p2p_tx, p2p_rx) = mpsc::channel(8192);
         overlay
             .attach_sip(p2p_tx)
@@ -133,6 +157,11 @@ impl SipCore {
             transport_stats,
             transports,
         })
+    }
+
+    /// The transports (in-memory UAs connect through them).
+    pub fn transports(&self) -> Transports {
+        self.transports.clone()
     }
 
     /// A closure rendering the core's gauges for `/status`.

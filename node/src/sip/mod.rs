@@ -6,4 +6,5 @@ mod core;
 mod proxy;
 pub mod transport;
 
-pub use core::{ProxyConfig, SipCore};
+pub use core::{LookupTrace, ProxyConfig, SipCore};
+pub use transport::{MemoryFlow, Transports};

@@ -4,7 +4,7 @@
 //! (§16.7), CANCEL the rest, and answer 404/480/408/503 from the overlay
 //! outcome with a `Warning: 399` that says why.
 
-use super::core::{Core, CoreEvent, MAX_CONTEXTS};
+use super::core::{Core, CoreEvent, LookupTrace, MAX_CONTEXTS};
 use super::transport::Source;
 use crate::lookup::{Outcome as Lookup, Resolved};
 use crate::metrics::MethodCode;
@@ -129,8 +129,23 @@ impl Core {
             return;
         }
         let (lookup, events) = (self.lookup.clone(), self.events.clone());
+        let trace = self
+            .cfg
+            .trace
+            .clone()
+            .map(|t| (t, req.headers.call_id().unwrap_or_default().to_string()));
         tokio::spawn(async move {
             let r = lookup.resolve(&aor).await;
+            if let Some((t, call_id)) = trace {
+                let _ = t.try_send(LookupTrace {
+                    call_id,
+                    aor: aor.to_string(),
+                    outcome: r.outcome.name(),
+                    latency: r.latency,
+                    requests: r.requests,
+                    cached: r.cached,
+                });
+            }
             let _ = events.send(CoreEvent::Resolved(id, r)).await;
         });
     }

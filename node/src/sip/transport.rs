@@ -91,6 +91,8 @@ pub enum Inbound {
 pub struct Transports {
     udp: mpsc::Sender<(Bytes, SocketAddr)>,
     tcp: ConnTable,
+    core: mpsc::Sender<Inbound>,
+    stats: Arc<TransportStats>,
     /// The bound SIP address.
     pub local: SocketAddr,
 }
@@ -139,14 +141,80 @@ impl Transports {
     pub fn tcp_connections(&self) -> usize {
         self.tcp.lock().map_or(0, |m| m.len())
     }
+
+    /// Opens an in-memory flow from a UA at `peer` (the simulator's SIP
+    /// transport). It behaves like a TCP connection: reliable, whole
+    /// messages, and the node reaches the UA back through it. None when the
+    /// connection table is full.
+    pub fn connect_memory(&self, peer: SocketAddr) -> Option<MemoryFlow> {
+        let id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+        let (out_tx, out_rx) = mpsc::channel(256);
+        {
+            let mut m = self.tcp.lock().ok()?;
+            if m.len() >= MAX_TCP_CONNECTIONS {
+                return None;
+            }
+            m.insert(id, (peer, out_tx));
+        }
+        let (in_tx, mut in_rx) = mpsc::channel::<Bytes>(256);
+        let (conns, core, stats) = (self.tcp.clone(), self.core.clone(), self.stats.clone());
+        tokio::spawn(async move {
+            let source = Source::Tcp { conn: id, peer };
+            while let Some(data) = in_rx.recv().await {
+                if data.len() > MAX_MESSAGE {
+                    stats.invalid.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                let item = match Message::parse(data.clone()) {
+                    Ok(m) => Inbound::Message(m, source.clone()),
+                    Err(e) => {
+                        stats.invalid.fetch_add(1, Ordering::Relaxed);
+                        Inbound::Invalid(e, data, source.clone())
+                    }
+                };
+                if core.send(item).await.is_err() {
+                    break;
+                }
+            }
+            if let Ok(mut m) = conns.lock() {
+                m.remove(&id);
+            }
+        });
+        Some(MemoryFlow {
+            tx: in_tx,
+            rx: out_rx,
+        })
+    }
 }
 
-/// Binds UDP and TCP on `addr` and starts their tasks; inbound messages go to `core`.
+/// A UA's in-memory connection to its node: whole SIP messages each way.
+#[derive(Debug)]
+pub struct MemoryFlow {
+    /// Messages to the node.
+    pub tx: mpsc::Sender<Bytes>,
+    /// Messages from the node.
+    pub rx: mpsc::Receiver<Bytes>,
+}
+
+/// Binds UDP and TCP on `addr` and starts their tasks; inbound messages go
+/// to `core`. Without `sockets` nothing is bound: `addr` only names the node
+/// and UAs connect through [`Transports::connect_memory`].
 pub async fn start(
     addr: SocketAddr,
+    sockets: bool,
     core: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
 ) -> std::io::Result<Transports> {
+    if !sockets {
+        let (udp, _) = mpsc::channel(1);
+        return Ok(Transports {
+            udp,
+            tcp: Arc::default(),
+            core,
+            stats,
+            local: addr,
+        });
+    }
     let udp = UdpSocket::bind(addr).await?;
     let local = udp.local_addr()?;
     // TCP on the same port as UDP (the port is known once UDP is bound).
@@ -154,10 +222,12 @@ pub async fn start(
     let (udp_tx, udp_rx) = mpsc::channel(4096);
     let conns: ConnTable = Arc::default();
     tokio::spawn(udp_task(udp, udp_rx, core.clone(), stats.clone()));
-    tokio::spawn(tcp_accept(tcp, conns.clone(), core, stats));
+    tokio::spawn(tcp_accept(tcp, conns.clone(), core.clone(), stats.clone()));
     Ok(Transports {
         udp: udp_tx,
         tcp: conns,
+        core,
+        stats,
         local,
     })
 }

@@ -102,6 +102,7 @@ pub fn merge_for_store(
     }
     let mut merged = stored.clone();
     let mut newer = 0usize;
+    let mut same = 0usize;
     let mut worst: Option<(u64, u64)> = None;
     for e in incoming.entries {
         match merged
@@ -113,6 +114,8 @@ pub fn merge_for_store(
                 *m = e;
                 newer += 1;
             }
+            // A retransmitted or re-replicated copy changes nothing.
+            Some(m) if *m == e => same += 1,
             Some(m) => worst = Some((e.entry.seq, m.entry.seq)),
             None => {
                 merged.entries.push(e);
@@ -121,6 +124,9 @@ pub fn merge_for_store(
         }
     }
     if newer == 0 {
+        if same > 0 && worst.is_none() {
+            return Ok(prune(merged, now));
+        }
         let (got, stored) = worst.unwrap_or((0, 0));
         return Err(RecordError::StaleSeq { got, stored });
     }
@@ -285,6 +291,11 @@ mod tests {
             merge_for_store(&k, Some(&honest), old, NOW, &l),
             Err(RecordError::StaleSeq { got: 5, stored: 5 })
         ));
+        // the identical signed entry again (a retried PUT, replication) is a no-op
+        assert_eq!(
+            merge_for_store(&k, Some(&honest), honest.clone(), NOW, &l).unwrap(),
+            honest
+        );
         // expiry years ahead
         let mut far = entry(1, 6, 1);
         far.expires = NOW + 5 * 365 * 86_400;
