@@ -143,11 +143,12 @@ pub async fn start_with(config: Config, opts: StartOptions) -> Result<Running, N
     let key = overlay::identity::load_or_create(&config.data_dir)?;
     let store = SledRecordStore::new(storage.records.clone(), Limits::default(), 1_000_000);
     let mut tuning = timers.overlay.clone();
-    tuning.query_timeout = config.lookup_timeout;
+    tuning.lookup_deadline = config.lookup_timeout;
     tuning.mdns = config.mdns;
     let swarm = overlay::build_swarm(key, store, &tuning, opts.transport)
         .map_err(|e| NodeError::Overlay(e.to_string()))?;
-    let (mut task, overlay) = OverlayTask::new(swarm, metrics.clone(), 1024);
+    let (mut task, overlay) =
+        OverlayTask::new(swarm, metrics.clone(), 1024, tuning.lookup_deadline);
     for a in &config.p2p {
         let addr: Multiaddr = a
             .parse()

@@ -322,7 +322,8 @@ impl Sim {
                 timers: Timers {
                     republish: s.republish.0,
                     overlay: OverlayTuning {
-                        query_timeout: s.lookup_timeout.0,
+                        lookup_deadline: s.lookup_timeout.0,
+                        query_timeout: Duration::from_secs(10),
                         replication_interval: Some(s.replication.0),
                         max_connections: 512,
                         mdns: false,

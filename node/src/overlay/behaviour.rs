@@ -20,7 +20,10 @@ pub const IDENTIFY_PROTOCOL: &str = "/kadsip/id/1.0.0";
 /// Overlay tuning (shortened by the simulator).
 #[derive(Debug, Clone)]
 pub struct OverlayTuning {
-    /// Deadline of one DHT lookup.
+    /// Deadline of one DHT lookup (the caller is answered TimedOut then).
+    pub lookup_deadline: Duration,
+    /// Kademlia's own query timeout: bounds publications, which may take
+    /// longer than a lookup may wait (a burst of registrations, a big overlay).
     pub query_timeout: Duration,
     /// How often stored records are re-replicated to the closest peers.
     pub replication_interval: Option<Duration>,
@@ -35,7 +38,8 @@ pub struct OverlayTuning {
 impl Default for OverlayTuning {
     fn default() -> Self {
         OverlayTuning {
-            query_timeout: Duration::from_secs(5),
+            lookup_deadline: Duration::from_secs(5),
+            query_timeout: Duration::from_secs(10),
             replication_interval: Some(Duration::from_secs(3600)),
             max_connections: 512,
             mdns: true,
@@ -70,7 +74,7 @@ impl Behaviour {
     ) -> std::io::Result<Behaviour> {
         let peer_id = key.public().to_peer_id();
         let mut cfg = kad::Config::new(KAD_PROTOCOL);
-        cfg.set_query_timeout(tuning.query_timeout)
+        cfg.set_query_timeout(tuning.query_timeout.max(tuning.lookup_deadline))
             .disjoint_query_paths(true)
             .set_record_filtering(kad::StoreInserts::FilterBoth)
             // kadsip republishes its own entries with a fresh seq itself.

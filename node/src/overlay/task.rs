@@ -15,7 +15,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns, noise, tcp, yamux};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,6 +67,7 @@ struct PendingLookup {
     results: Vec<AorRecord>,
     replies: Vec<oneshot::Sender<LookupReply>>,
     started: Instant,
+    deadline: (tokio::time::Instant, u64),
 }
 
 /// The swarm task's state.
@@ -87,6 +88,10 @@ pub struct OverlayTask {
     sip_out: HashMap<OutboundRequestId, (PeerId, Option<AckReply>)>,
     /// In-flight SIP messages per peer.
     sip_inflight: HashMap<PeerId, usize>,
+    /// How long a lookup may take, and when each one's time is up.
+    lookup_deadline: Duration,
+    deadlines: BTreeMap<(tokio::time::Instant, u64), QueryId>,
+    next_seq: u64,
 }
 
 /// Most unacknowledged SIP messages to one peer.
@@ -107,6 +112,7 @@ impl OverlayTask {
         mut swarm: Swarm<Behaviour>,
         metrics: Arc<Metrics>,
         queue: usize,
+        lookup_deadline: Duration,
     ) -> (OverlayTask, Overlay) {
         let (tx, rx) = mpsc::channel(queue);
         let limits = *swarm.behaviour_mut().kad.store_mut().limits();
@@ -124,6 +130,9 @@ impl OverlayTask {
                 sip_sink: None,
                 sip_out: HashMap::new(),
                 sip_inflight: HashMap::new(),
+                lookup_deadline,
+                deadlines: BTreeMap::new(),
+                next_seq: 0,
             },
             Overlay::new(tx, peer_id),
         )
@@ -141,7 +150,10 @@ impl OverlayTask {
         tokio::pin!(shutdown);
         loop {
             let busy = self.lookups.len() + self.publishes.len() >= MAX_INFLIGHT;
+            let next_deadline = self.deadlines.first_key_value().map(|(d, _)| d.0);
             tokio::select! {
+                _ = tokio::time::sleep_until(next_deadline.unwrap_or_else(tokio::time::Instant::now)),
+                    if next_deadline.is_some() => self.expire_lookups(),
                 _ = &mut shutdown => {
                     self.drain_publishes().await;
                     break;
@@ -240,6 +252,12 @@ impl OverlayTask {
                     .kad
                     .get_record(RecordKey::new(&key));
                 self.lookup_by_key.insert(key.clone(), id);
+                self.next_seq += 1;
+                let deadline = (
+                    tokio::time::Instant::now() + self.lookup_deadline,
+                    self.next_seq,
+                );
+                self.deadlines.insert(deadline, id);
                 self.lookups.insert(
                     id,
                     PendingLookup {
@@ -248,6 +266,7 @@ impl OverlayTask {
                         results: Vec::new(),
                         replies: vec![reply],
                         started: Instant::now(),
+                        deadline,
                     },
                 );
             }
@@ -498,13 +517,34 @@ impl OverlayTask {
         agreeing >= self.read_quorum || (p.pinned == Some(merged.owner) && agreeing >= 1)
     }
 
+    /// Answers the lookups whose deadline passed (TimedOut unless a valid
+    /// record already arrived) and stops their queries.
+    fn expire_lookups(&mut self) {
+        let now = tokio::time::Instant::now();
+        while let Some((&(at, _), &id)) = self.deadlines.first_key_value() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            let mut requests = 0;
+            if let Some(mut q) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+                requests = q.stats().num_requests();
+                q.finish();
+            }
+            self.answer(id, requests, true);
+        }
+    }
+
     fn answer(&mut self, id: QueryId, requests: u32, timed_out: bool) {
         let Some(p) = self.lookups.remove(&id) else {
             return;
         };
+        self.deadlines.remove(&p.deadline);
         self.lookup_by_key.remove(&p.key);
         let limits = self.limits;
         let merged = merge_for_read(&p.key, p.results, p.pinned, unix_now(), &limits);
+        // A query that ends after its deadline (before the timer fired) is late too.
+        let timed_out = timed_out || tokio::time::Instant::now() >= p.deadline.0;
         let result = match merged {
             Some(r) => DhtLookup::Found(r),
             None if timed_out => DhtLookup::TimedOut,
