@@ -48,6 +48,8 @@ struct NetState {
     group: HashMap<usize, u32>,
     /// Open connections, to reset when a partition cuts them.
     pipes: Vec<OpenPipes>,
+    /// Prune `pipes` of closed connections when it reaches this length.
+    prune_at: usize,
 }
 
 /// The emulated network every simulated node's transport plugs into.
@@ -67,6 +69,7 @@ impl SimNet {
                 listeners: HashMap::new(),
                 group: HashMap::new(),
                 pipes: Vec::new(),
+                prune_at: 1024,
             }),
         })
     }
@@ -188,7 +191,11 @@ impl SimNet {
             sleep: None,
         };
         if let Ok(mut st) = self.state.lock() {
-            st.pipes.retain(|(_, _, p, _)| p.strong_count() > 0);
+            // Forget closed connections now and then (amortised O(1) per dial).
+            if st.pipes.len() >= st.prune_at {
+                st.pipes.retain(|(_, _, p, _)| p.strong_count() > 0);
+                st.prune_at = (st.pipes.len() * 2).max(1024);
+            }
             st.pipes
                 .push((from, to, Arc::downgrade(&ab), Arc::downgrade(&ba)));
         }
