@@ -18,7 +18,7 @@ trap 'rm -rf "$out"' EXIT
 echo "kadsip: $NODES nodes, $KEYS keys ..." >&2
 "$CARGO_TARGET_DIR/release/kadsip-dht-bench" --nodes "$NODES" --keys "$KEYS" --json > "$out/kadsip.json"
 echo "OpenDHT: $NODES nodes, $KEYS keys ..." >&2
-/usr/bin/python3 tests/bench/dht_opendht.py --nodes "$NODES" --keys "$KEYS" > "$out/opendht.json"
+/usr/bin/python3 tests/bench/dht_opendht.py --nodes "$NODES" --keys "$KEYS" --port $((30000 + RANDOM % 20000)) > "$out/opendht.json"
 /usr/bin/python3 - "$out/kadsip.json" "$out/opendht.json" <<'PY'
 import json, sys
 k, o = (json.load(open(p)) for p in sys.argv[1:3])

@@ -101,7 +101,7 @@ measure "127.0.0.1:$KAM_PORT" kamailio
 stop_kamailio
 
 log "OpenDHT: $NODES nodes, 1000 puts"
-ODHT=$(/usr/bin/python3 "$BENCH_DIR/dht_opendht.py" --nodes "$NODES" --keys 1000)
+ODHT=$(/usr/bin/python3 "$BENCH_DIR/dht_opendht.py" --nodes "$NODES" --keys 1000 --port $((30000 + RANDOM % 20000)))
 ODHT_PUT=$(echo "$ODHT" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["put_ms"]["p50"])')
 
 echo
