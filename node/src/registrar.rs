@@ -57,6 +57,9 @@ pub struct Registrar {
     /// Serialises updates per AOR so concurrent REGISTERs do not race.
     locks: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     addrs: Arc<Mutex<Vec<String>>>,
+    /// Unix second the registrations gauge was last recomputed (it scans
+    /// every local AOR, so REGISTER recomputes it at most once a second).
+    gauge_at: std::sync::atomic::AtomicU64,
 }
 
 impl Registrar {
@@ -80,6 +83,7 @@ impl Registrar {
             nc: Mutex::new(NcTracker::new(65_536)),
             locks: Mutex::new(std::collections::HashMap::new()),
             addrs,
+            gauge_at: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -305,7 +309,13 @@ impl Registrar {
         if publish {
             self.publish(&aor, &new_user, &state, now).await;
         }
-        self.metrics.registrations.set(self.live_aors(now) as i64);
+        if self
+            .gauge_at
+            .swap(now, std::sync::atomic::Ordering::Relaxed)
+            != now
+        {
+            self.metrics.registrations.set(self.live_aors(now) as i64);
+        }
         registrar::ok_response(req, &state.bindings, now, to_tag)
     }
 
