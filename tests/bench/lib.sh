@@ -166,7 +166,7 @@ start_kamailio() {
     local rt="$BENCH_TMP/kam-$name"; mkdir -p "$rt"
     "$KAMAILIO_BIN" -f "$cfg" -c >"$rt/check.log" 2>&1 || { cat "$rt/check.log" >&2; die "kamailio rejects $cfg"; }
     "$KAMAILIO_BIN" -f "$cfg" -DD -E -l "udp:127.0.0.1:$port" -n "${BENCH_KAM_CHILDREN:-2}" \
-        -m "${BENCH_KAM_SHM:-256}" -M 16 -P "$rt/kamailio.pid" -Y "$rt" -w "$rt" "$@" >"$rt/kamailio.log" 2>&1 &
+        -m "${BENCH_KAM_SHM:-1024}" -M 16 -P "$rt/kamailio.pid" -Y "$rt" -w "$rt" "$@" >"$rt/kamailio.log" 2>&1 &
     KAM_PID=$!
     BENCH_PIDS+=("$KAM_PID")
     # ready when it answers OPTIONS
