@@ -152,8 +152,10 @@ check_overlay_alive() {
     local i
     for i in "${!NODE_PID[@]}"; do
         kill -0 "${NODE_PID[$i]}" 2>/dev/null || {
+            local st=0
+            wait "${NODE_PID[$i]}" 2>/dev/null || st=$?
             tail -30 "$BENCH_TMP/node$i.log" >&2
-            die "kadsip node $i (pid ${NODE_PID[$i]}) died; log: $BENCH_TMP/node$i.log"
+            die "kadsip node $i (pid ${NODE_PID[$i]}) died, exit status $st$([ "$st" -gt 128 ] && echo " (signal $((st - 128)))"); log: $BENCH_TMP/node$i.log"
         }
     done
 }
