@@ -131,7 +131,6 @@ struct Sim {
     calls: Vec<CallRecord>,
     outstanding: usize,
     facts: RunFacts,
-    base_port: u64,
     /// The overlay has formed: started nodes register their phones at once.
     formed: bool,
     _data: tempfile::TempDir,
@@ -229,7 +228,6 @@ pub async fn run(s: Scenario) -> Result<Outcome, SimError> {
         calls: Vec::new(),
         outstanding: 0,
         facts,
-        base_port,
         formed: false,
         _data: data,
         rng,
@@ -828,7 +826,6 @@ impl Sim {
         }
         let (_, peak) = rss();
         self.facts.rss_bytes_peak = self.facts.rss_bytes_peak.max(peak);
-        let _ = self.base_port;
         let stops: Vec<_> = self
             .slots
             .iter_mut()
