@@ -24,6 +24,8 @@ pub enum Outcome {
     NoFinalResponse,
     /// The node has no overlay peers.
     NoPeers,
+    /// The overlay link to the callee's node is full (RFC 3261 §21.5.4).
+    Congested,
 }
 
 /// A locally generated failure: status, the overlay's reason, Retry-After.
@@ -79,6 +81,11 @@ impl Outcome {
                 "this node has no overlay peers",
                 Some(30),
             ),
+            Outcome::Congested => f(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the overlay link to the callee's node is congested",
+                Some(1),
+            ),
         }
     }
 }
@@ -133,6 +140,8 @@ mod tests {
             Outcome::NoFinalResponse.failure().unwrap().status.as_u16(),
             408
         );
+        let c = Outcome::Congested.failure().unwrap();
+        assert_eq!((c.status.as_u16(), c.retry_after), (503, Some(1)));
         let p = Outcome::NoPeers.failure().unwrap();
         assert_eq!((p.status.as_u16(), p.retry_after), (503, Some(30)));
         assert_eq!(

@@ -2,13 +2,9 @@
 //! identify (which feeds Kademlia with listen addresses), ping, optional
 //! mDNS, and connection limits.
 
-use super::sip_link::{SIP_PROTOCOL, SipCodec};
 use crate::storage::SledRecordStore;
 use libp2p::swarm::{NetworkBehaviour, behaviour::toggle::Toggle};
-use libp2p::{
-    StreamProtocol, connection_limits, identify, identity::Keypair, kad, mdns, ping,
-    request_response,
-};
+use libp2p::{StreamProtocol, connection_limits, identify, identity::Keypair, kad, mdns, ping};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
@@ -61,8 +57,8 @@ pub struct Behaviour {
     pub ping: ping::Behaviour,
     /// LAN discovery.
     pub mdns: Toggle<mdns::tokio::Behaviour>,
-    /// The SIP link between nodes.
-    pub sip: request_response::Behaviour<SipCodec>,
+    /// Raw streams, for the SIP link between nodes.
+    pub stream: libp2p_stream::Behaviour,
 }
 
 impl Behaviour {
@@ -102,15 +98,9 @@ impl Behaviour {
                 .with_max_pending_incoming(Some(64))
                 .with_max_established_per_peer(Some(2)),
         );
-        let sip = request_response::Behaviour::with_codec(
-            SipCodec,
-            [(SIP_PROTOCOL, request_response::ProtocolSupport::Full)],
-            request_response::Config::default()
-                .with_request_timeout(Duration::from_secs(10))
-                .with_max_concurrent_streams(256),
-        );
+        let stream = libp2p_stream::Behaviour::new();
         Ok(Behaviour {
-            sip,
+            stream,
             limits,
             kad,
             identify,

@@ -73,9 +73,18 @@ pub enum OverlayError {
     /// The peer could not be reached (dial failure, timeout, closed stream).
     #[error("peer unreachable: {0}")]
     Unreachable(String),
-    /// Too many SIP messages in flight to this peer.
-    #[error("too many messages in flight to the peer")]
+    /// Too many SIP messages queued to this peer.
+    #[error("too many messages queued to the peer")]
     Busy,
+    /// The SIP message is over the link's frame bound.
+    #[error(
+        "SIP message over the {} byte bound of the overlay link",
+        sip_link::MAX_SIP_FRAME
+    )]
+    TooLarge,
+    /// Inbound SIP is already routed to another sink.
+    #[error("the SIP link is already attached")]
+    AlreadyAttached,
 }
 
 /// A SIP message that arrived over the overlay link, with its sender.
@@ -98,14 +107,10 @@ pub(crate) enum Command {
     Dial {
         addr: Multiaddr,
     },
-    SendSip {
+    /// Dial `peer` at `addrs` unless connected or dialing already.
+    DialPeer {
         peer: PeerId,
         addrs: Vec<Multiaddr>,
-        bytes: Vec<u8>,
-        reply: Option<oneshot::Sender<Result<(), OverlayError>>>,
-    },
-    AttachSip {
-        sink: mpsc::Sender<InboundSip>,
     },
 }
 
@@ -114,11 +119,12 @@ pub(crate) enum Command {
 pub struct Overlay {
     tx: mpsc::Sender<Command>,
     peer_id: PeerId,
+    link: sip_link::SipLink,
 }
 
 impl Overlay {
-    pub(crate) fn new(tx: mpsc::Sender<Command>, peer_id: PeerId) -> Self {
-        Overlay { tx, peer_id }
+    pub(crate) fn new(tx: mpsc::Sender<Command>, peer_id: PeerId, link: sip_link::SipLink) -> Self {
+        Overlay { tx, peer_id, link }
     }
 
     /// Our PeerId.
@@ -177,39 +183,25 @@ impl Overlay {
     }
 
     /// Sends a SIP message to `peer` (dialing `addrs` if needed) and waits
-    /// for its acknowledgement.
+    /// until it is written to the peer's stream.
     pub async fn send_sip(
         &self,
         peer: PeerId,
         addrs: Vec<Multiaddr>,
         bytes: Vec<u8>,
     ) -> Result<(), OverlayError> {
-        let (tx, rx) = oneshot::channel();
-        self.send(Command::SendSip {
-            peer,
-            addrs,
-            bytes,
-            reply: Some(tx),
-        })
-        .await?;
-        rx.await.map_err(|_| OverlayError::Stopped)?
+        self.link.send(peer, addrs, bytes).await
     }
 
-    /// Queues a SIP message without waiting (false when the queue is full).
+    /// Queues a SIP message without waiting (false when the peer's queue is
+    /// full).
     pub fn try_send_sip(&self, peer: PeerId, bytes: Vec<u8>) -> bool {
-        self.tx
-            .try_send(Command::SendSip {
-                peer,
-                addrs: Vec::new(),
-                bytes,
-                reply: None,
-            })
-            .is_ok()
+        self.link.try_send(peer, bytes)
     }
 
     /// Routes SIP messages arriving over the overlay to `sink`.
-    pub async fn attach_sip(&self, sink: mpsc::Sender<InboundSip>) -> Result<(), OverlayError> {
-        self.send(Command::AttachSip { sink }).await
+    pub fn attach_sip(&self, sink: mpsc::Sender<InboundSip>) -> Result<(), OverlayError> {
+        self.link.attach(sink)
     }
 
     /// Dials a peer address (bootstrap).

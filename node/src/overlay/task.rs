@@ -3,7 +3,8 @@
 //! feeds identify/mDNS addresses into Kademlia.
 
 use super::behaviour::{Behaviour, BehaviourEvent, OverlayTuning};
-use super::{Command, DhtLookup, InboundSip, LookupReply, Overlay, OverlayError, OverlayStatus};
+use super::sip_link::{LinkTuning, SipLink};
+use super::{Command, DhtLookup, LookupReply, Overlay, OverlayError, OverlayStatus};
 use crate::metrics::Metrics;
 use crate::storage::{SledRecordStore, records::unix_now};
 use futures::StreamExt;
@@ -12,8 +13,8 @@ use libp2p::identity::Keypair;
 use libp2p::kad::{self, QueryId, Quorum, Record, RecordKey};
 use libp2p::metrics::Recorder;
 use libp2p::multiaddr::Protocol;
-use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns, noise, tcp, yamux};
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -82,23 +83,11 @@ pub struct OverlayTask {
     read_quorum: usize,
     /// The record bounds the store applies, for reading too.
     limits: Limits,
-    /// Where SIP messages from other nodes go.
-    sip_sink: Option<mpsc::Sender<InboundSip>>,
-    /// SIP messages awaiting their acknowledgement.
-    sip_out: HashMap<OutboundRequestId, (PeerId, Option<AckReply>)>,
-    /// In-flight SIP messages per peer.
-    sip_inflight: HashMap<PeerId, usize>,
     /// How long a lookup may take, and when each one's time is up.
     lookup_deadline: Duration,
     deadlines: BTreeMap<(tokio::time::Instant, u64), QueryId>,
     next_seq: u64,
 }
-
-/// Most unacknowledged SIP messages to one peer.
-const MAX_SIP_INFLIGHT_PER_PEER: usize = 256;
-
-/// Where a SIP send's acknowledgement (or failure) is reported.
-type AckReply = oneshot::Sender<Result<(), OverlayError>>;
 
 /// How long shutdown waits for publications under way.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -117,6 +106,11 @@ impl OverlayTask {
         let (tx, rx) = mpsc::channel(queue);
         let limits = *swarm.behaviour_mut().kad.store_mut().limits();
         let peer_id = *swarm.local_peer_id();
+        let link = SipLink::new(
+            swarm.behaviour().stream.new_control(),
+            tx.clone(),
+            LinkTuning::default(),
+        );
         (
             OverlayTask {
                 swarm,
@@ -127,14 +121,11 @@ impl OverlayTask {
                 metrics,
                 read_quorum: 2,
                 limits,
-                sip_sink: None,
-                sip_out: HashMap::new(),
-                sip_inflight: HashMap::new(),
                 lookup_deadline,
                 deadlines: BTreeMap::new(),
                 next_seq: 0,
             },
-            Overlay::new(tx, peer_id),
+            Overlay::new(tx, peer_id, link),
         )
     }
 
@@ -281,27 +272,14 @@ impl OverlayTask {
                 };
                 let _ = reply.send(status);
             }
-            Command::AttachSip { sink } => self.sip_sink = Some(sink),
-            Command::SendSip {
-                peer,
-                addrs,
-                bytes,
-                reply,
-            } => {
-                let n = self.sip_inflight.entry(peer).or_default();
-                if *n >= MAX_SIP_INFLIGHT_PER_PEER {
-                    if let Some(r) = reply {
-                        let _ = r.send(Err(OverlayError::Busy));
-                    }
-                    return;
+            Command::DialPeer { peer, addrs } => {
+                let opts = DialOpts::peer_id(peer)
+                    .addresses(addrs)
+                    .condition(PeerCondition::DisconnectedAndNotDialing)
+                    .build();
+                if let Err(e) = self.swarm.dial(opts) {
+                    tracing::debug!(%peer, error = %e, "no dial to the peer");
                 }
-                *n += 1;
-                let id = self
-                    .swarm
-                    .behaviour_mut()
-                    .sip
-                    .send_request_with_addresses(&peer, bytes, addrs);
-                self.sip_out.insert(id, (peer, reply));
             }
             Command::Dial { addr } => {
                 if let Err(e) = self.swarm.dial(addr.clone()) {
@@ -342,7 +320,6 @@ impl OverlayTask {
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ev)) => self.metrics.libp2p.record(&ev),
-            SwarmEvent::Behaviour(BehaviourEvent::Sip(ev)) => self.on_sip(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(list))) => {
                 for (peer, addr) in list {
                     tracing::debug!(%peer, %addr, "mdns discovered");
@@ -446,54 +423,6 @@ impl OverlayTask {
                 _ => {}
             },
             _ => {}
-        }
-    }
-
-    fn on_sip(&mut self, ev: request_response::Event<Vec<u8>, ()>) {
-        match ev {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => {
-                    let _ = self.swarm.behaviour_mut().sip.send_response(channel, ());
-                    match &self.sip_sink {
-                        Some(sink) => {
-                            if sink.try_send((peer, request)).is_err() {
-                                tracing::debug!(%peer, "SIP core saturated; dropped overlay message");
-                            }
-                        }
-                        None => {
-                            tracing::debug!(%peer, "no SIP core attached; dropped overlay message")
-                        }
-                    }
-                }
-                request_response::Message::Response { request_id, .. } => {
-                    self.sip_done(request_id, Ok(()));
-                }
-            },
-            request_response::Event::OutboundFailure {
-                request_id, error, ..
-            } => {
-                self.sip_done(
-                    request_id,
-                    Err(OverlayError::Unreachable(error.to_string())),
-                );
-            }
-            _ => {}
-        }
-    }
-
-    fn sip_done(&mut self, id: OutboundRequestId, r: Result<(), OverlayError>) {
-        if let Some((peer, reply)) = self.sip_out.remove(&id) {
-            if let Some(n) = self.sip_inflight.get_mut(&peer) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    self.sip_inflight.remove(&peer);
-                }
-            }
-            if let Some(reply) = reply {
-                let _ = reply.send(r);
-            }
         }
     }
 

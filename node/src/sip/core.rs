@@ -6,7 +6,7 @@
 use super::transport::{self, Inbound, Source, TransportStats, Transports};
 use crate::lookup::{Lookup, Resolved};
 use crate::metrics::Metrics;
-use crate::overlay::Overlay;
+use crate::overlay::{Overlay, OverlayError};
 use crate::registrar::Registrar;
 use bytes::Bytes;
 use kadsip_proto::header::StdHeader;
@@ -91,8 +91,9 @@ pub(super) enum CoreEvent {
     Answer(TxId, Response),
     /// A lookup for a proxied request finished.
     Resolved(TxId, Resolved),
-    /// An overlay send for a client transaction failed.
-    SendFailed(TxId),
+    /// An overlay send for a client transaction failed: the peer's queue
+    /// was full (`true`) or the peer could not be reached.
+    SendFailed(TxId, bool),
 }
 
 /// A running SIP core.
@@ -125,7 +126,6 @@ impl SipCore {
         let (p2p_tx, p2p_rx) = mpsc::channel(8192);
         overlay
             .attach_sip(p2p_tx)
-            .await
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         let stats = Arc::new(CoreStats::default());
         let (ev_tx, ev_rx) = mpsc::channel(8192);
@@ -291,7 +291,8 @@ impl Core {
                 }
             }
             CoreEvent::Resolved(id, r) => self.on_resolved(id, r),
-            CoreEvent::SendFailed(client) => self.on_branch_unreachable(client),
+            CoreEvent::SendFailed(client, true) => self.on_branch_congested(client),
+            CoreEvent::SendFailed(client, false) => self.on_branch_unreachable(client),
         }
     }
 
@@ -341,8 +342,9 @@ impl Core {
                             (self.overlay.clone(), self.events.clone(), *peer);
                         let addrs = self.peer_addrs(c);
                         tokio::spawn(async move {
-                            if overlay.send_sip(peer, addrs, bytes).await.is_err() {
-                                let _ = events.send(CoreEvent::SendFailed(c)).await;
+                            if let Err(e) = overlay.send_sip(peer, addrs, bytes).await {
+                                let busy = matches!(e, OverlayError::Busy);
+                                let _ = events.send(CoreEvent::SendFailed(c, busy)).await;
                             }
                         });
                     }

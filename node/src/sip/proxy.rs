@@ -573,6 +573,12 @@ impl Core {
         self.on_branch_final(client, None, Some(Outcome::Unreachable));
     }
 
+    /// The overlay link to the branch's node is full: 503 for this branch,
+    /// the record stays cached (the node is alive, just busy).
+    pub(super) fn on_branch_congested(&mut self, client: TxId) {
+        self.on_branch_final(client, None, Some(Outcome::Congested));
+    }
+
     /// Timer C fired: cancel what is pending and answer 408.
     pub(super) fn fire_timer_c(&mut self, now: Instant) {
         while let Some(&(at, id)) = self.timer_c.first() {

@@ -471,3 +471,81 @@ async fn lookup_deadline_gives_408() {
     let mut first = first;
     first.stop().await;
 }
+
+/// A burst of 1,000 MESSAGEs in flight at once from node A to a phone on
+/// node B (more than one libp2p stream per message could ever carry): every
+/// one is delivered and answered 200, none gets a false 480 or 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn burst_of_messages_crosses_the_overlay_intact() {
+    use kadsip_tests::tcp;
+    const N: usize = 1000;
+    let mut nodes = network(2, true).await;
+    let (node_a, node_b) = (nodes[0].running().sip, nodes[1].running().sip);
+
+    // Bob registers over TCP and answers every MESSAGE with 200.
+    let (bob_local, mut bob_rx, mut bob_tx) = tcp::connect(node_b).await;
+    let reg = format!(
+        "REGISTER sip:campus.example SIP/2.0\r\nVia: SIP/2.0/TCP {bob_local};branch=z9hG4bKburst-reg\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:bob@campus.example>;tag=b0\r\nTo: <sip:bob@campus.example>\r\n\
+         Call-ID: burst-reg\r\nCSeq: 1 REGISTER\r\nContact: <sip:bob@{bob_local};transport=tcp>\r\n\
+         Expires: 600\r\nContent-Length: 0\r\n\r\n"
+    );
+    tcp::send(&mut bob_tx, reg.as_bytes()).await;
+    let ok = bob_rx.next(T).await.expect("REGISTER answered");
+    assert_eq!(ok.as_response().unwrap().status.as_u16(), 200);
+    resolve_until(nodes[0].running(), "sip:bob@campus.example", "found", T).await;
+    let bob = tokio::spawn(async move {
+        let mut answered = 0usize;
+        while let Some(m) = bob_rx.next(Duration::from_secs(30)).await {
+            if let Some(req) = m.as_request().filter(|r| r.method == Method::MESSAGE) {
+                let hops = req.headers.via().unwrap();
+                assert_eq!(
+                    hops.iter().filter(|v| v.params.has("kadsip")).count(),
+                    2,
+                    "through both nodes"
+                );
+                let ok = Response::to_request(req, kadsip_proto::StatusCode::OK, Some("bob"));
+                tcp::send(&mut bob_tx, &ok.to_bytes()).await;
+                answered += 1;
+                if answered == N {
+                    break;
+                }
+            }
+        }
+        answered
+    });
+
+    // Alice writes all N MESSAGEs at once, then counts the final answers.
+    let (alice_local, mut alice_rx, mut alice_tx) = tcp::connect(node_a).await;
+    let burst: String = (0..N)
+        .map(|i| {
+            format!(
+                "MESSAGE sip:bob@campus.example SIP/2.0\r\nVia: SIP/2.0/TCP {alice_local};branch=z9hG4bKburst{i}\r\n\
+                 Max-Forwards: 70\r\nFrom: <sip:alice@campus.example>;tag=a{i}\r\nTo: <sip:bob@campus.example>\r\n\
+                 Call-ID: burst-{i}\r\nCSeq: 1 MESSAGE\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+            )
+        })
+        .collect();
+    let writer = tokio::spawn(async move {
+        tcp::send(&mut alice_tx, burst.as_bytes()).await;
+        alice_tx
+    });
+    let mut codes = std::collections::BTreeMap::<u16, usize>::new();
+    let mut finals = 0;
+    while finals < N {
+        let m = alice_rx.next(Duration::from_secs(30)).await;
+        let Some(r) = m.and_then(|m| m.as_response().cloned()) else {
+            panic!("flow closed after {finals} answers: {codes:?}");
+        };
+        if r.status.as_u16() >= 200 {
+            finals += 1;
+            *codes.entry(r.status.as_u16()).or_default() += 1;
+        }
+    }
+    let _alice_tx = writer.await.unwrap();
+    assert_eq!(codes, [(200, N)].into(), "every MESSAGE answered 200");
+    assert_eq!(bob.await.unwrap(), N, "bob received each one once");
+    for n in &mut nodes {
+        n.stop().await;
+    }
+}
