@@ -174,6 +174,17 @@ impl Tx {
         self.timers.iter().flatten().min().copied()
     }
 
+    /// For a non-INVITE server transaction that answered over an unreliable
+    /// transport (it only waits out Timer J to absorb retransmissions): the
+    /// final response to repeat and when Timer J fires. `None` otherwise.
+    pub(crate) fn absorbing(&self) -> Option<(&Response, Instant)> {
+        if self.kind != Kind::ServerNonInvite || self.state != State::Completed || self.reliable {
+            return None;
+        }
+        let at = self.timers[idx(Timer::J)]?;
+        Some((self.last_response.as_ref()?, at))
+    }
+
     fn terminate(&mut self) {
         self.state = State::Terminated;
         self.timers = [None; ALL_TIMERS];

@@ -102,12 +102,23 @@ pub enum TransactionError {
 }
 
 /// Every open transaction, with matching, timers and output queues.
+///
+/// A non-INVITE server transaction that answered over UDP spends Timer J
+/// (64·T1) only absorbing retransmissions; it then keeps just its key and
+/// final response, outside the `cap` of working transactions, in a FIFO of
+/// its own bound (the oldest ends early when full), so a registrar's
+/// throughput is not capped at `cap / 64·T1`.
 #[derive(Debug)]
 pub struct Transactions {
     cfg: Config,
     cap: usize,
     next: u64,
     txs: HashMap<TxId, (TransactionKey, Tx)>,
+    /// Completed non-INVITE server transactions (unreliable transport).
+    absorbing: HashMap<TxId, (TransactionKey, Response)>,
+    /// Their Timer J deadlines, in order (all run for the same 64·T1).
+    absorb_fifo: VecDeque<(Instant, TxId)>,
+    absorb_cap: usize,
     by_key: HashMap<TransactionKey, TxId>,
     deadlines: BTreeSet<(Instant, TxId)>,
     scheduled: HashMap<TxId, Instant>,
@@ -116,13 +127,17 @@ pub struct Transactions {
 }
 
 impl Transactions {
-    /// A table holding at most `cap` transactions.
+    /// A table holding at most `cap` working transactions, and up to four
+    /// times as many completed ones absorbing retransmissions.
     pub fn new(cfg: Config, cap: usize) -> Transactions {
         Transactions {
             cfg,
             cap,
             next: 1,
             txs: HashMap::new(),
+            absorbing: HashMap::new(),
+            absorb_fifo: VecDeque::new(),
+            absorb_cap: cap.saturating_mul(4).max(1),
             by_key: HashMap::new(),
             deadlines: BTreeSet::new(),
             scheduled: HashMap::new(),
@@ -136,22 +151,31 @@ impl Transactions {
         &self.cfg
     }
 
-    /// Open transactions.
+    /// Open transactions, those only absorbing retransmissions included.
     pub fn len(&self) -> usize {
+        self.txs.len() + self.absorbing.len()
+    }
+
+    /// Working transactions (the ones `cap` bounds).
+    pub fn working(&self) -> usize {
         self.txs.len()
     }
 
     /// True when none are open.
     pub fn is_empty(&self) -> bool {
-        self.txs.is_empty()
+        self.txs.is_empty() && self.absorbing.is_empty()
     }
 
     /// The state of a transaction.
     pub fn state(&self, id: TxId) -> Option<State> {
-        self.txs.get(&id).map(|(_, t)| t.state)
+        match self.txs.get(&id) {
+            Some((_, t)) => Some(t.state),
+            None => self.absorbing.get(&id).map(|_| State::Completed),
+        }
     }
 
-    /// The request that started a transaction.
+    /// The request that started a transaction (`None` once it only absorbs
+    /// retransmissions).
     pub fn request(&self, id: TxId) -> Option<&Request> {
         self.txs.get(&id).map(|(_, t)| t.request())
     }
@@ -164,6 +188,13 @@ impl Transactions {
                     return Dispatch::NewRequest(req);
                 };
                 match self.by_key.get(&key).copied() {
+                    Some(id) if self.absorbing.contains_key(&id) => {
+                        if let Some((_, resp)) = self.absorbing.get(&id) {
+                            self.transmits
+                                .push_back((id, Message::Response(resp.clone())));
+                        }
+                        Dispatch::Matched(id)
+                    }
                     Some(id) => {
                         let cfg = self.cfg;
                         if let Some((_, tx)) = self.txs.get_mut(&id) {
@@ -289,11 +320,19 @@ impl Transactions {
 
     /// The earliest instant at which [`Transactions::handle_timeout`] has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(t, _)| *t)
+        let working = self.deadlines.first().map(|(t, _)| *t);
+        let absorbing = self.absorb_fifo.front().map(|(t, _)| *t);
+        match (working, absorbing) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        while self.absorb_fifo.front().is_some_and(|(at, _)| *at <= now) {
+            self.end_absorbing();
+        }
         let cfg = self.cfg;
         while let Some(&(at, id)) = self.deadlines.first() {
             if at > now {
@@ -342,9 +381,34 @@ impl Transactions {
             }
             return;
         }
+        let absorb = tx
+            .absorbing()
+            .map(|(resp, at)| (resp.clone(), at))
+            .filter(|(_, at)| Some(*at) == next);
+        if let Some((resp, at)) = absorb {
+            if let Some((key, _)) = self.txs.remove(&id) {
+                if self.absorbing.len() >= self.absorb_cap {
+                    self.end_absorbing();
+                }
+                self.absorbing.insert(id, (key, resp));
+                self.absorb_fifo.push_back((at, id));
+            }
+            return;
+        }
         if let Some(at) = next {
             self.deadlines.insert((at, id));
             self.scheduled.insert(id, at);
+        }
+    }
+
+    /// Ends the oldest transaction absorbing retransmissions (Timer J).
+    fn end_absorbing(&mut self) {
+        let Some((_, id)) = self.absorb_fifo.pop_front() else {
+            return;
+        };
+        if let Some((key, _)) = self.absorbing.remove(&id) {
+            self.by_key.remove(&key);
+            self.events.push_back((id, Event::Terminated));
         }
     }
 }

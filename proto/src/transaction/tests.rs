@@ -281,6 +281,62 @@ fn non_invite_server_resends_final_on_retransmission_then_timer_j() {
 }
 
 #[test]
+fn completed_udp_non_invite_servers_leave_the_working_cap() {
+    let t0 = Instant::now();
+    let mut t = Transactions::new(Config::default(), 2);
+    // Ten REGISTERs answered one after another through a table of 2 working
+    // slots: each leaves the cap once answered, yet still absorbs its
+    // retransmissions until Timer J.
+    let mut reqs = Vec::new();
+    for i in 0..10 {
+        let now = t0 + Duration::from_millis(i);
+        let req = request("REGISTER", &format!("k{i}"));
+        let id = t
+            .new_server(req.clone(), Reliability::Unreliable, now)
+            .unwrap();
+        t.respond(id, response(&req, 200), now).unwrap();
+        assert!(t.poll_transmit().is_some());
+        assert_eq!(t.working(), 0);
+        assert_eq!(t.state(id), Some(State::Completed));
+        assert_eq!(t.request(id), None, "the request is not kept");
+        reqs.push((id, req));
+    }
+    // The absorbing bound is 4 × cap = 8: the two oldest ended early.
+    assert_eq!(t.len(), 8);
+    let ended: Vec<TxId> = std::iter::from_fn(|| t.poll_event())
+        .map(|(id, e)| {
+            assert_eq!(e, Event::Terminated);
+            id
+        })
+        .collect();
+    assert_eq!(ended, [reqs[0].0, reqs[1].0]);
+    // A retransmission of a live one gets the same 200 again.
+    let (id, req) = reqs[5].clone();
+    let later = t0 + Duration::from_secs(5);
+    assert_eq!(
+        t.dispatch(Message::Request(req.clone()), later),
+        Dispatch::Matched(id)
+    );
+    match t.poll_transmit() {
+        Some((got, Message::Response(r))) => assert_eq!((got, r.status.as_u16()), (id, 200)),
+        other => panic!("expected the 200 again, got {other:?}"),
+    }
+    assert_eq!(
+        t.new_server(req, Reliability::Unreliable, later),
+        Err(TransactionError::Duplicate)
+    );
+    // Timer J (64·T1 = 32 s) ends the rest, in order.
+    assert_eq!(
+        t.poll_timeout(),
+        Some(t0 + Duration::from_millis(2) + Duration::from_secs(32))
+    );
+    let (_, events) = run(&mut t, later, Duration::from_secs(40));
+    assert_eq!(events, vec![Event::Terminated; 8]);
+    assert!(t.is_empty());
+    assert_eq!(t.poll_timeout(), None);
+}
+
+#[test]
 fn reliable_server_terminates_at_once() {
     let t0 = Instant::now();
     let mut t = Transactions::new(Config::default(), 16);
