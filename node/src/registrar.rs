@@ -349,6 +349,11 @@ impl Registrar {
                         tokio::time::sleep(backoff).await;
                         backoff *= 2;
                     }
+                    Err(OverlayError::Busy) if attempt < PUBLISH_RETRIES => {
+                        tracing::debug!(%aor, attempt, "publication queue full; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff *= 2;
+                    }
                     Err(e) => {
                         tracing::warn!(%aor, error = %e, "publish failed");
                         return;

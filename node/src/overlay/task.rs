@@ -16,7 +16,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::{Multiaddr, PeerId, Swarm, identify, mdns, noise, tcp, yamux};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -77,7 +77,11 @@ pub struct OverlayTask {
     rx: mpsc::Receiver<Command>,
     lookups: HashMap<QueryId, PendingLookup>,
     lookup_by_key: HashMap<Vec<u8>, QueryId>,
-    publishes: HashMap<QueryId, Option<oneshot::Sender<Result<(), OverlayError>>>>,
+    publishes: HashMap<QueryId, Vec<PublishReply>>,
+    /// Publications waiting for one of [`MAX_PUBLISHING`] slots, oldest
+    /// first; a newer value for a key already waiting replaces the old one.
+    queued_publishes: VecDeque<Vec<u8>>,
+    queued_by_key: HashMap<Vec<u8>, (Vec<u8>, Vec<PublishReply>)>,
     metrics: Arc<Metrics>,
     /// Results agreeing on the owner needed before a lookup answers early.
     read_quorum: usize,
@@ -89,10 +93,20 @@ pub struct OverlayTask {
     next_seq: u64,
 }
 
+/// Where a publication's outcome goes (none for fire-and-forget).
+type PublishReply = Option<oneshot::Sender<Result<(), OverlayError>>>;
+
+/// Publications run at once. Kademlia's query pool is walked on every poll,
+/// so thousands of concurrent puts cost more than they gain; the rest wait.
+const MAX_PUBLISHING: usize = 64;
+
+/// Most publications waiting (distinct keys); more are refused as busy.
+const MAX_QUEUED_PUBLISHES: usize = 65_536;
+
 /// How long shutdown waits for publications under way.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
-/// Most lookups or publications in flight; more wait in the command channel.
+/// Most lookups in flight; more wait in the command channel.
 const MAX_INFLIGHT: usize = 4096;
 
 impl OverlayTask {
@@ -118,6 +132,8 @@ impl OverlayTask {
                 lookups: HashMap::new(),
                 lookup_by_key: HashMap::new(),
                 publishes: HashMap::new(),
+                queued_publishes: VecDeque::new(),
+                queued_by_key: HashMap::new(),
                 metrics,
                 read_quorum: 2,
                 limits,
@@ -140,7 +156,7 @@ impl OverlayTask {
     pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
-            let busy = self.lookups.len() + self.publishes.len() >= MAX_INFLIGHT;
+            let busy = self.lookups.len() >= MAX_INFLIGHT;
             let next_deadline = self.deadlines.first_key_value().map(|(d, _)| d.0);
             tokio::select! {
                 _ = tokio::time::sleep_until(next_deadline.unwrap_or_else(tokio::time::Instant::now)),
@@ -169,7 +185,7 @@ impl OverlayTask {
 
     async fn drain_publishes(&mut self) {
         let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
-        while !self.publishes.is_empty() {
+        while !self.publishes.is_empty() || !self.queued_publishes.is_empty() {
             tokio::select! {
                 ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
                 _ = tokio::time::sleep_until(deadline) => break,
@@ -195,33 +211,64 @@ impl OverlayTask {
             .sum()
     }
 
-    fn on_command(&mut self, c: Command) {
-        match c {
-            Command::Publish { key, value, reply } => {
-                // Quorum::All: kad stops sending PUTs once its quorum is met,
-                // so a smaller quorum would leave most replicas without it.
-                let record = Record {
-                    key: RecordKey::new(&key),
-                    value,
-                    publisher: None,
-                    expires: None,
-                };
-                match self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .put_record(record, Quorum::All)
-                {
-                    Ok(id) => {
-                        self.publishes.insert(id, reply);
-                    }
-                    Err(e) => {
-                        if let Some(r) = reply {
-                            let _ = r.send(Err(OverlayError::Refused(format!("{e:?}"))));
-                        }
+    /// Queues a publication (replacing a waiting one for the same key) and
+    /// starts what the slots allow.
+    fn queue_publish(&mut self, key: Vec<u8>, value: Vec<u8>, reply: PublishReply) {
+        match self.queued_by_key.get_mut(&key) {
+            Some((v, replies)) => {
+                *v = value;
+                replies.push(reply);
+            }
+            None if self.queued_publishes.len() >= MAX_QUEUED_PUBLISHES => {
+                if let Some(r) = reply {
+                    let _ = r.send(Err(OverlayError::Busy));
+                }
+            }
+            None => {
+                self.queued_publishes.push_back(key.clone());
+                self.queued_by_key.insert(key, (value, vec![reply]));
+            }
+        }
+        self.start_publishes();
+    }
+
+    fn start_publishes(&mut self) {
+        while self.publishes.len() < MAX_PUBLISHING {
+            let Some(key) = self.queued_publishes.pop_front() else {
+                return;
+            };
+            let Some((value, replies)) = self.queued_by_key.remove(&key) else {
+                continue;
+            };
+            // Quorum::All: kad stops sending PUTs once its quorum is met,
+            // so a smaller quorum would leave most replicas without it.
+            let record = Record {
+                key: RecordKey::new(&key),
+                value,
+                publisher: None,
+                expires: None,
+            };
+            match self
+                .swarm
+                .behaviour_mut()
+                .kad
+                .put_record(record, Quorum::All)
+            {
+                Ok(id) => {
+                    self.publishes.insert(id, replies);
+                }
+                Err(e) => {
+                    for r in replies.into_iter().flatten() {
+                        let _ = r.send(Err(OverlayError::Refused(format!("{e:?}"))));
                     }
                 }
             }
+        }
+    }
+
+    fn on_command(&mut self, c: Command) {
+        match c {
+            Command::Publish { key, value, reply } => self.queue_publish(key, value, reply),
             Command::Lookup { key, pinned, reply } => {
                 if self.swarm.connected_peers().next().is_none() && self.routing_table_len() == 0 {
                     let _ = reply.send(LookupReply {
@@ -406,18 +453,19 @@ impl OverlayTask {
                         ) => Some(success.len()),
                     };
                     tracing::debug!(requests = stats.num_requests(), ?stored, "publication done");
-                    if let Some(reply) = self.publishes.remove(&id) {
+                    if let Some(replies) = self.publishes.remove(&id) {
                         let outcome = if r.is_ok() { "replicated" } else { "partial" };
                         self.metrics
                             .publishes
                             .get_or_create(&crate::metrics::Outcome { outcome })
                             .inc();
-                        if let Some(reply) = reply {
+                        for reply in replies.into_iter().flatten() {
                             let _ = reply.send(match stored {
                                 None => Ok(()),
                                 Some(stored) => Err(OverlayError::NotReplicated { stored }),
                             });
                         }
+                        self.start_publishes();
                     }
                 }
                 _ => {}

@@ -7,6 +7,7 @@ use kadsip_proto::overlay::{AorRecord, Limits, RecordError, merge_for_store};
 use libp2p::kad::store::{self, RecordStore};
 use libp2p::kad::{ProviderRecord, Record, RecordKey};
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Unix seconds now (the driver's clock).
@@ -21,15 +22,26 @@ pub struct SledRecordStore {
     tree: sled::Tree,
     limits: Limits,
     max_records: usize,
+    /// Records held, counted here: sled's `Tree::len` walks the whole tree,
+    /// and the bound is checked on every new record.
+    held: AtomicUsize,
 }
 
 impl SledRecordStore {
     /// A store on `tree` holding at most `max_records` AORs.
     pub fn new(tree: sled::Tree, limits: Limits, max_records: usize) -> Self {
+        let held = AtomicUsize::new(tree.len());
         SledRecordStore {
             tree,
             limits,
             max_records,
+            held,
+        }
+    }
+
+    fn removed(&self, key: &[u8]) {
+        if let Ok(Some(_)) = self.tree.remove(key) {
+            self.held.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -40,7 +52,7 @@ impl SledRecordStore {
 
     /// Number of records held.
     pub fn len(&self) -> usize {
-        self.tree.len()
+        self.held.load(Ordering::Relaxed)
     }
 
     /// True when none are held.
@@ -53,7 +65,7 @@ impl SledRecordStore {
         let v = self.tree.get(key).ok()??;
         let rec = AorRecord::decode(&v, self.limits.max_bytes * 2).ok()?;
         if rec.current(now).next().is_none() {
-            let _ = self.tree.remove(key);
+            self.removed(key);
             return None;
         }
         Some(rec)
@@ -63,11 +75,13 @@ impl SledRecordStore {
     pub fn merge_put(&self, key: &[u8], value: &[u8], now: u64) -> Result<AorRecord, RecordError> {
         let incoming = AorRecord::decode(value, self.limits.max_bytes)?;
         let stored = self.get_aor(key, now);
-        if stored.is_none() && self.tree.len() >= self.max_records {
+        if stored.is_none() && self.len() >= self.max_records {
             return Err(RecordError::TooMany("records held"));
         }
         let merged = merge_for_store(key, stored.as_ref(), incoming, now, &self.limits)?;
-        let _ = self.tree.insert(key, merged.encode());
+        if let Ok(None) = self.tree.insert(key, merged.encode()) {
+            self.held.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(merged)
     }
 
@@ -112,7 +126,7 @@ impl RecordStore for SledRecordStore {
     }
 
     fn remove(&mut self, k: &RecordKey) {
-        let _ = self.tree.remove(k.as_ref());
+        self.removed(k.as_ref());
     }
 
     fn records(&self) -> Self::RecordsIter<'_> {
@@ -139,4 +153,60 @@ impl RecordStore for SledRecordStore {
     }
 
     fn remove_provider(&mut self, _k: &RecordKey, _p: &libp2p::PeerId) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+    use kadsip_proto::Aor;
+    use kadsip_proto::overlay::{ContactBinding, NodeEntry, record_key};
+
+    fn record(user: &str, now: u64) -> (Vec<u8>, Vec<u8>) {
+        let aor = Aor::parse(&format!("sip:{user}@campus.example")).unwrap();
+        let key = SigningKey::from_bytes(&[7u8; 32]);
+        let entry = NodeEntry {
+            node: libp2p::PeerId::random().to_bytes(),
+            addrs: vec![],
+            contacts: vec![ContactBinding {
+                uri: format!("sip:{user}@192.0.2.1"),
+                q: 1000,
+                expires: now + 600,
+            }],
+            seq: 1,
+            expires: now + 600,
+            claim_expires: now + 86_400,
+        };
+        let rec = AorRecord::new(&aor, &key, entry);
+        (record_key(&aor).to_vec(), rec.encode())
+    }
+
+    #[test]
+    fn held_count_follows_puts_removes_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = unix_now();
+        let db = sled::open(dir.path()).unwrap();
+        let mut store = SledRecordStore::new(db.open_tree("r").unwrap(), Limits::default(), 3);
+        let recs: Vec<_> = (0..4).map(|i| record(&format!("u{i}"), now)).collect();
+        for (k, v) in &recs[..3] {
+            store.merge_put(k, v, now).unwrap();
+        }
+        // The same record again is not a new one.
+        store.merge_put(&recs[0].0, &recs[0].1, now).unwrap();
+        assert_eq!(store.len(), 3);
+        assert!(matches!(
+            store.merge_put(&recs[3].0, &recs[3].1, now),
+            Err(RecordError::TooMany(_))
+        ));
+        store.remove(&RecordKey::new(&recs[1].0));
+        store.remove(&RecordKey::new(&recs[1].0));
+        assert_eq!(store.len(), 2);
+        store.merge_put(&recs[3].0, &recs[3].1, now).unwrap();
+        drop(store);
+        let store = SledRecordStore::new(db.open_tree("r").unwrap(), Limits::default(), 3);
+        assert_eq!(store.len(), 3, "counted again on open");
+        // Expired records leave the count when found expired.
+        assert!(store.get_aor(&recs[0].0, now + 700).is_none());
+        assert_eq!(store.len(), 2);
+    }
 }
