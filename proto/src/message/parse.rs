@@ -18,17 +18,27 @@ pub const MAX_HEADERS: usize = 256;
 /// index of the first body byte)`. Leading CRLFs are skipped by callers.
 /// Lines end in CRLF or, leniently, a bare LF.
 pub fn head_end(buf: &[u8]) -> Option<(usize, usize)> {
+    scan_head(buf, |_| {})
+}
+
+/// [`head_end`], reporting the position of every line feed before the
+/// empty line so that the header loop does not search for them again.
+#[inline(always)]
+fn scan_head(buf: &[u8], mut on_nl: impl FnMut(usize)) -> Option<(usize, usize)> {
     for nl in memchr::memchr_iter(b'\n', buf) {
         let next = nl + 1;
         match buf.get(next) {
             Some(b'\n') => return Some((next, next + 1)),
             Some(b'\r') if buf.get(next + 1) == Some(&b'\n') => return Some((next, next + 2)),
-            Some(_) => {}
+            Some(_) => on_nl(nl),
             None => return None,
         }
     }
     None
 }
+
+/// Line feeds remembered by [`scan_head`]; longer heads fall back to memchr.
+const NL_CAP: usize = 64;
 
 /// Number of leading CR/LF bytes (keep-alives and stray line ends).
 pub(crate) fn leading_crlf(buf: &[u8]) -> usize {
@@ -40,7 +50,20 @@ pub(crate) fn leading_crlf(buf: &[u8]) -> usize {
 pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
     let skip = leading_crlf(&buf);
     let buf = buf.slice(skip..);
-    let (head_len, body_start) = head_end(&buf).ok_or(ParseError::Incomplete)?;
+    // The first line feeds, in order, without gaps (a head too long for
+    // the array or for u32 positions continues with memchr).
+    let mut nls = [0u32; NL_CAP];
+    let (mut stored, mut seen) = (0usize, 0usize);
+    let (head_len, body_start) = scan_head(&buf, |nl| {
+        if stored == seen && stored < NL_CAP {
+            if let Ok(p) = u32::try_from(nl) {
+                nls[stored] = p;
+                stored += 1;
+            }
+        }
+        seen += 1;
+    })
+    .ok_or(ParseError::Incomplete)?;
     let head = match std::str::from_utf8(&buf[..head_len]) {
         Ok(h) => h,
         Err(e) => {
@@ -59,6 +82,9 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
         s: head_bs,
         pos: 0,
         line: 0,
+        // Every line feed of the head but the last (whose successor is the
+        // empty line), so the line after the last known one is found by memchr.
+        nls: &nls[..stored],
     };
     let start = lines.next_line().ok_or(ParseError::StartLine("empty"))?;
     let start_line = Start::parse(start, &head_bytes)?;
@@ -75,17 +101,7 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
                 reason: "continuation line without a header",
             });
         }
-        let colon = memchr::memchr(b':', line.as_bytes()).ok_or(ParseError::HeaderLine {
-            line: line_no,
-            reason: "no ':'",
-        })?;
-        let name = line[..colon].trim_end_matches([' ', '\t']);
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
-            return Err(ParseError::HeaderLine {
-                line: line_no,
-                reason: "header name is not a token",
-            });
-        }
+        let (name, colon) = header_name(line, line_no)?;
         let first = &line[colon + 1..];
         let value = if lines.continues() {
             let mut v = String::from(trim_ws(first));
@@ -166,6 +182,8 @@ struct Lines<'a> {
     s: &'a str,
     pos: usize,
     line: usize,
+    /// Positions of the line feeds not yet consumed, in order.
+    nls: &'a [u32],
 }
 
 impl<'a> Lines<'a> {
@@ -174,7 +192,14 @@ impl<'a> Lines<'a> {
             return None;
         }
         let rest = &self.s[self.pos..];
-        let (line, adv) = match memchr::memchr(b'\n', rest.as_bytes()) {
+        let nl = match self.nls.split_first() {
+            Some((&nl, more)) => {
+                self.nls = more;
+                Some(nl as usize - self.pos)
+            }
+            None => memchr::memchr(b'\n', rest.as_bytes()),
+        };
+        let (line, adv) = match nl {
             Some(p) => (&rest[..p], p + 1),
             None => (rest, rest.len() + 1),
         };
@@ -187,6 +212,37 @@ impl<'a> Lines<'a> {
     fn continues(&self) -> bool {
         self.s.as_bytes().get(self.pos).is_some_and(|&c| is_ws(c))
     }
+}
+
+/// The name of a header line and the index of its colon. The usual
+/// `Name:` / `Name :` form is read in one pass; anything else goes
+/// through the general checks, which pick the error to report.
+#[inline]
+fn header_name(line: &str, line_no: usize) -> Result<(&str, usize), ParseError> {
+    let b = line.as_bytes();
+    let mut i = 0;
+    while i < b.len() && is_token_byte(b[i]) {
+        i += 1;
+    }
+    let mut j = i;
+    while j < b.len() && is_ws(b[j]) {
+        j += 1;
+    }
+    if i > 0 && b.get(j) == Some(&b':') {
+        return Ok((&line[..i], j));
+    }
+    let colon = memchr::memchr(b':', b).ok_or(ParseError::HeaderLine {
+        line: line_no,
+        reason: "no ':'",
+    })?;
+    let name = line[..colon].trim_end_matches([' ', '\t']);
+    if name.is_empty() || !name.bytes().all(is_token_byte) {
+        return Err(ParseError::HeaderLine {
+            line: line_no,
+            reason: "header name is not a token",
+        });
+    }
+    Ok((name, colon))
 }
 
 enum Start {
