@@ -460,7 +460,7 @@ fn scan_sip_body<'a>(
 ) -> Result<SipParts<'a>, UriError> {
     use UriErrorKind::Empty;
     // '@' may appear nowhere but after the userinfo, so its presence decides.
-    let (user, password) = if c.s[c.pos..].contains('@') {
+    let (user, password) = if memchr::memchr(b'@', &c.s.as_bytes()[c.pos..]).is_some() {
         let user = c.escaped(crate::charclass::USER, UriPart::User)?;
         if user.is_empty() {
             return Err(match c.peek() {

@@ -4,7 +4,7 @@
 use super::{Message, Request, Response};
 use crate::bytestr::ByteStr;
 use crate::error::ParseError;
-use crate::header::{HeaderName, Headers, StdHeader};
+use crate::header::{CSeq, HeaderName, Headers, StdHeader, values};
 use crate::method::Method;
 use crate::status::StatusCode;
 use crate::syntax::{is_token_byte, is_ws, trim_ws};
@@ -90,6 +90,9 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
     let start_line = Start::parse(start, &head_bytes)?;
 
     let mut headers = Headers::with_capacity(16);
+    // From the first Content-Length and CSeq fields.
+    let mut content_length: Option<usize> = None;
+    let mut cseq_method: Option<Method> = None;
     while let Some(line) = lines.next_line() {
         let line_no = lines.line;
         if line.is_empty() {
@@ -124,11 +127,23 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
             None => HeaderName::Other(head_bytes.slice_ref(name)),
         };
         if let HeaderName::Std(h) = name {
-            Headers::validate_value(&name, &value).map_err(|source| ParseError::Header {
+            let err = |source| ParseError::Header {
                 name: h.as_str(),
                 line: line_no,
                 source,
-            })?;
+            };
+            // The values the parser itself needs are kept from their check.
+            match h {
+                StdHeader::ContentLength => {
+                    let n = values::content_length(&value).map_err(err)?;
+                    content_length.get_or_insert(n);
+                }
+                StdHeader::CSeq => {
+                    let c = CSeq::parse(&value).map_err(err)?;
+                    cseq_method.get_or_insert(c.method);
+                }
+                _ => Headers::validate_value(&name, &value).map_err(err)?,
+            }
         }
         if headers.len() == MAX_HEADERS {
             return Err(ParseError::TooManyHeaders(MAX_HEADERS));
@@ -137,9 +152,8 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
     }
 
     let available = buf.len() - body_start;
-    let body = match headers.get(StdHeader::ContentLength) {
-        Some(cl) => {
-            let declared = crate::header::values::content_length(cl).unwrap_or(0);
+    let body = match content_length {
+        Some(declared) => {
             if declared > available {
                 return Err(ParseError::BodyTruncated {
                     declared,
@@ -153,12 +167,12 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
 
     Ok(match start_line {
         Start::Request(method, uri) => {
-            if let Some(Ok(cseq)) = headers.cseq() {
-                // (CSeq was validated above; this only compares the method.)
-                if cseq.method != method {
+            if let Some(cseq) = cseq_method {
+                // (The first CSeq, as every CSeq, was validated above.)
+                if cseq != method {
                     return Err(ParseError::CSeqMismatch {
                         method: method.to_string(),
-                        cseq: cseq.method.to_string(),
+                        cseq: cseq.to_string(),
                     });
                 }
             }
@@ -220,10 +234,7 @@ impl<'a> Lines<'a> {
 #[inline]
 fn header_name(line: &str, line_no: usize) -> Result<(&str, usize), ParseError> {
     let b = line.as_bytes();
-    let mut i = 0;
-    while i < b.len() && is_token_byte(b[i]) {
-        i += 1;
-    }
+    let i = crate::charclass::span(b, 0, crate::charclass::TOKEN);
     let mut j = i;
     while j < b.len() && is_ws(b[j]) {
         j += 1;
