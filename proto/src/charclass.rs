@@ -21,6 +21,10 @@ pub const URIC: u16 = 1 << 7;
 pub const SCHEME: u16 = 1 << 8;
 /// Hostname characters (alphanum, `-`, `.`).
 pub const HOSTNAME: u16 = 1 << 9;
+/// `gen-value` characters outside quotes: token, plus `[`, `]`, `:` of IPv6 hosts.
+pub const GEN_VALUE: u16 = 1 << 10;
+/// Characters of a Via sent-by host before it is checked: alphanum, `-`, `.`, `_`.
+pub const VIA_HOST: u16 = 1 << 11;
 
 const fn class_of(b: u8) -> u16 {
     let alnum = b.is_ascii_alphanumeric();
@@ -71,6 +75,12 @@ const fn class_of(b: u8) -> u16 {
     if alnum || matches!(b, b'-' | b'.') {
         m |= HOSTNAME;
     }
+    if m & TOKEN != 0 || matches!(b, b'[' | b']' | b':') {
+        m |= GEN_VALUE;
+    }
+    if alnum || matches!(b, b'-' | b'.' | b'_') {
+        m |= VIA_HOST;
+    }
     m
 }
 
@@ -90,6 +100,24 @@ pub fn is(b: u8, mask: u16) -> bool {
     TABLE[b as usize] & mask != 0
 }
 
+/// Index of the first byte at or after `i` that is in none of the classes
+/// in `mask` (or `b.len()`). Eight bytes are tested per step without a
+/// branch each, since most runs (host names, branches, tags) are long.
+#[inline(always)]
+pub fn span(b: &[u8], mut i: usize, mask: u16) -> usize {
+    while let Some(chunk) = b.get(i..i + 8) {
+        let all = chunk.iter().fold(mask, |acc, &c| acc & TABLE[c as usize]);
+        if all & mask == 0 {
+            break;
+        }
+        i += 8;
+    }
+    while i < b.len() && is(b[i], mask) {
+        i += 1;
+    }
+    i
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +129,18 @@ mod tests {
         assert!(is(b';', USER) && !is(b';', PASSWORD) && !is(b'@', USER));
         assert!(is(b':', PARAM) && !is(b'?', PARAM) && is(b'?', HEADER));
         assert!(!is(0x80, TOKEN | WORD | USER | URIC));
+        assert!(is(b':', GEN_VALUE) && is(b'a', GEN_VALUE) && !is(b';', GEN_VALUE));
+        assert!(is(b'_', VIA_HOST) && !is(b'_', HOSTNAME));
+    }
+
+    #[test]
+    fn spans() {
+        assert_eq!(span(b"", 0, TOKEN), 0);
+        assert_eq!(span(b"abc;", 0, TOKEN), 3);
+        assert_eq!(span(b"abc;", 4, TOKEN), 4);
+        assert_eq!(span(b"branch=z9hG4bK776asdhds;x", 7, TOKEN), 23);
+        assert_eq!(span(b"0123456789abcdef", 0, TOKEN), 16);
+        assert_eq!(span(b"0123456789abcdef ", 0, TOKEN), 16);
+        assert_eq!(span(b"01234567 9abcdef", 0, TOKEN), 8);
     }
 }

@@ -54,6 +54,8 @@ impl std::fmt::Display for Found {
     }
 }
 
+#[cold]
+#[inline(never)]
 pub(crate) fn unexpected(s: &str, at: usize, expected: &'static str) -> SyntaxError {
     SyntaxError::Unexpected {
         found: Found(s.get(at..).and_then(|r| r.chars().next())),
@@ -69,8 +71,9 @@ pub fn is_token_byte(b: u8) -> bool {
 }
 
 /// True when `s` is a non-empty `token`.
+#[inline]
 pub fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(is_token_byte)
+    !s.is_empty() && crate::charclass::span(s.as_bytes(), 0, crate::charclass::TOKEN) == s.len()
 }
 
 /// `word` characters (Call-ID): token characters plus `( ) < > : \ " / [ ] ? { }`.
@@ -80,11 +83,13 @@ pub fn is_word_byte(b: u8) -> bool {
 }
 
 /// Whitespace inside an unfolded header value.
+#[inline(always)]
 pub const fn is_ws(b: u8) -> bool {
     b == b' ' || b == b'\t'
 }
 
 /// Index of the first non-whitespace byte at or after `i`.
+#[inline]
 pub fn skip_ws(s: &str, mut i: usize) -> usize {
     let b = s.as_bytes();
     while i < b.len() && is_ws(b[i]) {
@@ -110,12 +115,9 @@ pub fn trim_ws(s: &str) -> &str {
 }
 
 /// End index (exclusive) of the token starting at `i`.
-pub fn token_end(s: &str, mut i: usize) -> usize {
-    let b = s.as_bytes();
-    while i < b.len() && is_token_byte(b[i]) {
-        i += 1;
-    }
-    i
+#[inline]
+pub fn token_end(s: &str, i: usize) -> usize {
+    crate::charclass::span(s.as_bytes(), i, crate::charclass::TOKEN)
 }
 
 /// Scans a quoted-string whose opening `"` is at `start`; returns the index
@@ -363,15 +365,13 @@ impl<'a> Iterator for ParamIter<'a> {
 
 /// End of a `gen-value` (token / host / quoted-string) starting at `i`.
 /// Hosts include IPv6 references, so `[`, `]` and `:` are accepted.
+#[inline]
 pub fn gen_value_end(s: &str, i: usize) -> Result<usize, SyntaxError> {
     let b = s.as_bytes();
     if b.get(i) == Some(&b'"') {
         return quoted_end(s, i);
     }
-    let mut j = i;
-    while j < b.len() && (is_token_byte(b[j]) || matches!(b[j], b'[' | b']' | b':')) {
-        j += 1;
-    }
+    let j = crate::charclass::span(b, i, crate::charclass::GEN_VALUE);
     if j == i {
         return Err(unexpected(s, i, "parameter value"));
     }
@@ -379,6 +379,7 @@ pub fn gen_value_end(s: &str, i: usize) -> Result<usize, SyntaxError> {
 }
 
 /// Parses an unsigned decimal with an upper bound, naming `what` in errors.
+#[inline]
 pub fn parse_u64(s: &str, max: u64) -> Result<u64, SyntaxError> {
     let t = trim_ws(s);
     if t.is_empty() {

@@ -169,26 +169,6 @@ fn is_user(b: u8) -> bool {
 }
 
 #[inline(always)]
-fn is_password(b: u8) -> bool {
-    crate::charclass::is(b, crate::charclass::PASSWORD)
-}
-
-#[inline(always)]
-fn is_param(b: u8) -> bool {
-    crate::charclass::is(b, crate::charclass::PARAM)
-}
-
-#[inline(always)]
-fn is_header(b: u8) -> bool {
-    crate::charclass::is(b, crate::charclass::HEADER)
-}
-
-#[inline(always)]
-fn is_uric(b: u8) -> bool {
-    crate::charclass::is(b, crate::charclass::URIC)
-}
-
-#[inline(always)]
 fn is_scheme(b: u8) -> bool {
     crate::charclass::is(b, crate::charclass::SCHEME)
 }
@@ -257,22 +237,21 @@ impl<'a> Cursor<'a> {
         &self.s[start..self.pos]
     }
 
-    /// Consumes bytes accepted by `class` and `%HH` escapes.
-    fn escaped(&mut self, class: fn(u8) -> bool, part: UriPart) -> Result<&'a str, UriError> {
+    /// Consumes bytes in the character class `mask` (see [`crate::charclass`])
+    /// and `%HH` escapes.
+    fn escaped(&mut self, mask: u16, part: UriPart) -> Result<&'a str, UriError> {
         let start = self.pos;
         let bytes = self.s.as_bytes();
         let hex = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_hexdigit);
-        while let Some(b) = self.peek() {
-            if b == b'%' {
-                if !(hex(self.pos + 1) && hex(self.pos + 2)) {
-                    return Err(self.error(UriErrorKind::BadEscape(part)));
-                }
-                self.pos += 3;
-            } else if class(b) {
-                self.pos += 1;
-            } else {
+        loop {
+            self.pos = crate::charclass::span(bytes, self.pos, mask);
+            if self.peek() != Some(b'%') {
                 break;
             }
+            if !(hex(self.pos + 1) && hex(self.pos + 2)) {
+                return Err(self.error(UriErrorKind::BadEscape(part)));
+            }
+            self.pos += 3;
         }
         Ok(&self.s[start..self.pos])
     }
@@ -353,6 +332,40 @@ impl HostRef<'_> {
     }
 }
 
+/// True when `name` starts with '.' or holds "..": eight bytes at a time,
+/// since host names are long and dots are few.
+fn has_empty_label(name: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    if name.first() == Some(&b'.') {
+        return true;
+    }
+    let mut chunks = name.chunks_exact(8);
+    let mut carry = 0u64; // high bit set when the previous chunk ended in '.'
+    for chunk in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let t = u64::from_le_bytes(w) ^ (ONES * u64::from(b'.'));
+        // Exactly the bytes equal to '.' get their high bit set.
+        let dots = !(((t & LOW7) + LOW7) | t) & HIGH;
+        if dots & ((dots << 8) | carry) != 0 {
+            return true;
+        }
+        carry = dots >> 56;
+    }
+    let rest = chunks.remainder();
+    let mut prev_dot = carry != 0;
+    for &b in rest {
+        let dot = b == b'.';
+        if dot && prev_dot {
+            return true;
+        }
+        prev_dot = dot;
+    }
+    false
+}
+
 fn parse_host<'a>(c: &mut Cursor<'a>) -> Result<HostRef<'a>, UriError> {
     let start = c.pos;
     if c.eat(b'[') {
@@ -369,42 +382,34 @@ fn parse_host<'a>(c: &mut Cursor<'a>) -> Result<HostRef<'a>, UriError> {
         c.expect_stop(b":;?", UriPart::Host)?;
         return Ok(HostRef::V6(ip));
     }
-    // One pass: the extent of the name, whether it is all digits and dots
-    // (an IPv4 address), and where an empty label is.
+    // The extent of the name; then whether it is all digits and dots (an
+    // IPv4 address; a name starting with a letter is not) and whether a
+    // label is empty (a '.' at the start or after another '.').
     let bytes = c.s.as_bytes();
-    let mut end = c.pos;
-    let mut numeric = true;
-    let mut empty_label = None;
-    let mut label_start = c.pos;
-    while let Some(&b) = bytes.get(end) {
-        if !crate::charclass::is(b, crate::charclass::HOSTNAME) {
-            break;
-        }
-        if b == b'.' {
-            if end == label_start && empty_label.is_none() {
-                empty_label = Some(end);
-            }
-            label_start = end + 1;
-        } else if !b.is_ascii_digit() {
-            numeric = false;
-        }
-        end += 1;
-    }
-    let name = &c.s[c.pos..end];
+    let end = crate::charclass::span(bytes, c.pos, crate::charclass::HOSTNAME);
+    let name = &bytes[c.pos..end];
+    let numeric = name
+        .first()
+        .is_some_and(|&b| b.is_ascii_digit() || b == b'.')
+        && name.iter().all(|&b| b.is_ascii_digit() || b == b'.');
+    let name_start = c.pos;
     c.pos = end;
     c.expect_stop(b":;?", UriPart::Host)?;
     if name.is_empty() {
         return Err(c.error_at(UriErrorKind::Empty(UriPart::Host), start));
     }
     if numeric {
-        return ipv4(name)
+        return ipv4(&c.s[name_start..end])
             .map(HostRef::V4)
             .ok_or_else(|| c.error_at(UriErrorKind::InvalidIpv4, start));
     }
-    if let Some(at) = empty_label {
-        return Err(c.error_at(UriErrorKind::EmptyLabel, at));
+    if has_empty_label(name) {
+        let at = (0..name.len())
+            .find(|&i| name[i] == b'.' && (i == 0 || name[i - 1] == b'.'))
+            .unwrap_or(0);
+        return Err(c.error_at(UriErrorKind::EmptyLabel, name_start + at));
     }
-    Ok(HostRef::Domain(name))
+    Ok(HostRef::Domain(&c.s[name_start..end]))
 }
 
 fn parse_port(c: &mut Cursor<'_>) -> Result<u16, UriError> {
@@ -455,8 +460,8 @@ fn scan_sip_body<'a>(
 ) -> Result<SipParts<'a>, UriError> {
     use UriErrorKind::Empty;
     // '@' may appear nowhere but after the userinfo, so its presence decides.
-    let (user, password) = if c.s[c.pos..].contains('@') {
-        let user = c.escaped(is_user, UriPart::User)?;
+    let (user, password) = if memchr::memchr(b'@', &c.s.as_bytes()[c.pos..]).is_some() {
+        let user = c.escaped(crate::charclass::USER, UriPart::User)?;
         if user.is_empty() {
             return Err(match c.peek() {
                 Some(b':' | b'@') => c.error(Empty(UriPart::User)),
@@ -464,7 +469,7 @@ fn scan_sip_body<'a>(
             });
         }
         let password = match c.eat(b':') {
-            true => Some(c.escaped(is_password, UriPart::Password)?),
+            true => Some(c.escaped(crate::charclass::PASSWORD, UriPart::Password)?),
             false => None,
         };
         if !c.eat(b'@') {
@@ -487,13 +492,13 @@ fn scan_sip_body<'a>(
     };
 
     while c.eat(b';') {
-        let name = c.escaped(is_param, UriPart::ParamName)?;
+        let name = c.escaped(crate::charclass::PARAM, UriPart::ParamName)?;
         c.expect_stop(b"=;?", UriPart::ParamName)?;
         if name.is_empty() {
             return Err(c.error(Empty(UriPart::ParamName)));
         }
         let value = if c.eat(b'=') {
-            let value = c.escaped(is_param, UriPart::ParamValue)?;
+            let value = c.escaped(crate::charclass::PARAM, UriPart::ParamValue)?;
             c.expect_stop(b";?", UriPart::ParamValue)?;
             if value.is_empty() {
                 return Err(c.error(Empty(UriPart::ParamValue)));
@@ -507,14 +512,14 @@ fn scan_sip_body<'a>(
 
     if c.eat(b'?') {
         loop {
-            let name = c.escaped(is_header, UriPart::HeaderName)?;
+            let name = c.escaped(crate::charclass::HEADER, UriPart::HeaderName)?;
             if name.is_empty() && matches!(c.peek(), Some(b'=' | b'&') | None) {
                 return Err(c.error(Empty(UriPart::HeaderName)));
             }
             if !c.eat(b'=') {
                 return Err(c.invalid(UriPart::HeaderName));
             }
-            let value = c.escaped(is_header, UriPart::HeaderValue)?;
+            let value = c.escaped(crate::charclass::HEADER, UriPart::HeaderValue)?;
             on_header(name, value);
             if !c.eat(b'&') {
                 break;
@@ -592,7 +597,7 @@ impl Uri {
         match sip_scheme(scheme) {
             Some(_) => scan_sip_body(&mut c, |_, _| {}, |_, _| {}).map(drop),
             None => {
-                let rest = c.escaped(is_uric, UriPart::Body)?;
+                let rest = c.escaped(crate::charclass::URIC, UriPart::Body)?;
                 if !c.at_end() {
                     return Err(c.invalid(UriPart::Body));
                 }
@@ -646,7 +651,7 @@ impl AbsoluteUri {
     }
 
     fn parse_body(c: &mut Cursor<'_>, scheme: &str) -> Result<AbsoluteUri, UriError> {
-        let rest = c.escaped(is_uric, UriPart::Body)?;
+        let rest = c.escaped(crate::charclass::URIC, UriPart::Body)?;
         if !c.at_end() {
             return Err(c.invalid(UriPart::Body));
         }
@@ -1226,6 +1231,27 @@ mod tests {
 
 #[cfg(test)]
 mod ipv4_tests {
+    use super::has_empty_label;
+
+    #[test]
+    fn empty_labels() {
+        for (name, empty) in [
+            ("a.b", false),
+            ("", false),
+            (".a", true),
+            ("a..b", true),
+            ("a.", false),
+            ("abcdefg..h", true),
+            ("abcdefg.", false),
+            ("abcdefg..", true),
+            ("abcdefghijklmnop.", false),
+            ("abcdefghijklmno..", true),
+            ("server10.biloxi.example.com", false),
+        ] {
+            assert_eq!(has_empty_label(name.as_bytes()), empty, "{name}");
+        }
+    }
+
     #[test]
     fn dotted_quads() {
         for ok in ["0.0.0.0", "192.0.2.1", "255.255.255.255"] {

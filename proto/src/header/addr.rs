@@ -75,7 +75,7 @@ impl<'a> NameAddr<'a> {
         };
         match lt {
             Some(lt) => {
-                let gt = match b[lt..].iter().position(|&c| c == b'>') {
+                let gt = match memchr::memchr(b'>', &b[lt..]) {
                     Some(p) => lt + p,
                     None => return Err(SyntaxError::UnterminatedAngle(lt)),
                 };

@@ -170,20 +170,27 @@ std_headers! {
 
 impl StdHeader {
     /// Looks a received name up, case-insensitively, including compact forms.
+    #[inline]
     pub fn lookup(name: &str) -> Option<StdHeader> {
         let b = name.as_bytes();
         if b.len() == 1 {
-            let c = b[0].to_ascii_lowercase();
-            return TABLE.iter().find(|e| e.2 == Some(c)).map(|e| e.0);
+            return TABLE.get(COMPACT[b[0] as usize] as usize).map(|e| e.0);
         }
-        // Buckets by (length, first letter) make this a handful of compares.
-        let bucket = &INDEX[bucket_of(b)?];
-        bucket
-            .iter()
-            .take_while(|&&i| i != u8::MAX)
-            .map(|&i| &TABLE[i as usize])
-            .find(|e| e.1.as_bytes() == b || e.1.as_bytes().eq_ignore_ascii_case(b))
-            .map(|e| e.0)
+        // Buckets by (length, first letter) make this a handful of compares,
+        // all of the same length.
+        for &i in &INDEX[bucket_of(b)?] {
+            let lower = LOWER.get(i as usize)?;
+            // Same length by construction of the bucket; no early exit, so
+            // the comparison has no branch per byte.
+            let diff = lower
+                .iter()
+                .zip(b)
+                .fold(0u8, |d, (c, x)| d | (c ^ x.to_ascii_lowercase()));
+            if diff == 0 {
+                return Some(TABLE[i as usize].0);
+            }
+        }
+        None
     }
 
     /// Every known header.
@@ -225,6 +232,40 @@ static INDEX: [[u8; SLOTS]; BUCKETS] = {
         i += 1;
     }
     index
+};
+
+/// Longest name in the table.
+const MAX_NAME: usize = 20;
+
+/// Each row's name in lower case, zero-padded (a received name is compared
+/// over its own length, which equals the row's within a bucket).
+static LOWER: [[u8; MAX_NAME]; TABLE.len()] = {
+    let mut t = [[0u8; MAX_NAME]; TABLE.len()];
+    let mut i = 0;
+    while i < TABLE.len() {
+        let name = TABLE[i].1.as_bytes();
+        let mut k = 0;
+        while k < name.len() {
+            t[i][k] = name[k].to_ascii_lowercase();
+            k += 1;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// Table rows by compact form, either case (`u8::MAX`: none).
+static COMPACT: [u8; 256] = {
+    let mut t = [u8::MAX; 256];
+    let mut i = 0;
+    while i < TABLE.len() {
+        if let Some(c) = TABLE[i].2 {
+            t[c as usize] = i as u8;
+            t[c.to_ascii_uppercase() as usize] = i as u8;
+        }
+        i += 1;
+    }
+    t
 };
 
 /// A header name: a known one (serialized in its canonical spelling) or any

@@ -3,7 +3,7 @@
 
 use crate::method::Method;
 use crate::syntax::{
-    Params, SyntaxError, is_token, is_word_byte, parse_u64, skip_ws, token_end, trim_ws, unexpected,
+    Params, SyntaxError, is_token, parse_u64, skip_ws, token_end, trim_ws, unexpected,
 };
 
 /// CSeq: sequence number (≤ 2^32−1) and method.
@@ -60,10 +60,15 @@ pub fn call_id(s: &str) -> Result<(), SyntaxError> {
         Some((a, b)) => (a, Some(b)),
         None => (s, None),
     };
-    let check = |w: &str, off: usize| match w.bytes().position(|c| !is_word_byte(c)) {
-        _ if w.is_empty() => Err(unexpected(s, off, "Call-ID word")),
-        Some(p) => Err(unexpected(s, off + p, "Call-ID word character")),
-        None => Ok(()),
+    let check = |w: &str, off: usize| {
+        let end = crate::charclass::span(w.as_bytes(), 0, crate::charclass::WORD);
+        if w.is_empty() {
+            Err(unexpected(s, off, "Call-ID word"))
+        } else if end < w.len() {
+            Err(unexpected(s, off + end, "Call-ID word character"))
+        } else {
+            Ok(())
+        }
     };
     check(a, 0)?;
     if let Some(b) = b {

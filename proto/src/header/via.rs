@@ -53,13 +53,7 @@ impl<'a> Via<'a> {
                 None => return Err(unexpected(s, s.len(), "']' closing the IPv6 reference")),
             }
         } else {
-            let mut j = i;
-            while j < b.len()
-                && (b[j].is_ascii_alphanumeric() || matches!(b[j], b'-' | b'.' | b'_'))
-            {
-                j += 1;
-            }
-            j
+            crate::charclass::span(b, i, crate::charclass::VIA_HOST)
         };
         let host = &s[host_start..host_end];
         if host.is_empty() {

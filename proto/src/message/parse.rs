@@ -4,7 +4,7 @@
 use super::{Message, Request, Response};
 use crate::bytestr::ByteStr;
 use crate::error::ParseError;
-use crate::header::{HeaderName, Headers, StdHeader};
+use crate::header::{CSeq, HeaderName, Headers, StdHeader, values};
 use crate::method::Method;
 use crate::status::StatusCode;
 use crate::syntax::{is_token_byte, is_ws, trim_ws};
@@ -18,17 +18,27 @@ pub const MAX_HEADERS: usize = 256;
 /// index of the first body byte)`. Leading CRLFs are skipped by callers.
 /// Lines end in CRLF or, leniently, a bare LF.
 pub fn head_end(buf: &[u8]) -> Option<(usize, usize)> {
+    scan_head(buf, |_| {})
+}
+
+/// [`head_end`], reporting the position of every line feed before the
+/// empty line so that the header loop does not search for them again.
+#[inline(always)]
+fn scan_head(buf: &[u8], mut on_nl: impl FnMut(usize)) -> Option<(usize, usize)> {
     for nl in memchr::memchr_iter(b'\n', buf) {
         let next = nl + 1;
         match buf.get(next) {
             Some(b'\n') => return Some((next, next + 1)),
             Some(b'\r') if buf.get(next + 1) == Some(&b'\n') => return Some((next, next + 2)),
-            Some(_) => {}
+            Some(_) => on_nl(nl),
             None => return None,
         }
     }
     None
 }
+
+/// Line feeds remembered by [`scan_head`]; longer heads fall back to memchr.
+const NL_CAP: usize = 64;
 
 /// Number of leading CR/LF bytes (keep-alives and stray line ends).
 pub(crate) fn leading_crlf(buf: &[u8]) -> usize {
@@ -40,7 +50,20 @@ pub(crate) fn leading_crlf(buf: &[u8]) -> usize {
 pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
     let skip = leading_crlf(&buf);
     let buf = buf.slice(skip..);
-    let (head_len, body_start) = head_end(&buf).ok_or(ParseError::Incomplete)?;
+    // The first line feeds, in order, without gaps (a head too long for
+    // the array or for u32 positions continues with memchr).
+    let mut nls = [0u32; NL_CAP];
+    let (mut stored, mut seen) = (0usize, 0usize);
+    let (head_len, body_start) = scan_head(&buf, |nl| {
+        if stored == seen && stored < NL_CAP {
+            if let Ok(p) = u32::try_from(nl) {
+                nls[stored] = p;
+                stored += 1;
+            }
+        }
+        seen += 1;
+    })
+    .ok_or(ParseError::Incomplete)?;
     let head = match std::str::from_utf8(&buf[..head_len]) {
         Ok(h) => h,
         Err(e) => {
@@ -59,11 +82,17 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
         s: head_bs,
         pos: 0,
         line: 0,
+        // Every line feed of the head but the last (whose successor is the
+        // empty line), so the line after the last known one is found by memchr.
+        nls: &nls[..stored],
     };
     let start = lines.next_line().ok_or(ParseError::StartLine("empty"))?;
     let start_line = Start::parse(start, &head_bytes)?;
 
     let mut headers = Headers::with_capacity(16);
+    // From the first Content-Length and CSeq fields.
+    let mut content_length: Option<usize> = None;
+    let mut cseq_method: Option<Method> = None;
     while let Some(line) = lines.next_line() {
         let line_no = lines.line;
         if line.is_empty() {
@@ -75,17 +104,7 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
                 reason: "continuation line without a header",
             });
         }
-        let colon = memchr::memchr(b':', line.as_bytes()).ok_or(ParseError::HeaderLine {
-            line: line_no,
-            reason: "no ':'",
-        })?;
-        let name = line[..colon].trim_end_matches([' ', '\t']);
-        if name.is_empty() || !name.bytes().all(is_token_byte) {
-            return Err(ParseError::HeaderLine {
-                line: line_no,
-                reason: "header name is not a token",
-            });
-        }
+        let (name, colon) = header_name(line, line_no)?;
         let first = &line[colon + 1..];
         let value = if lines.continues() {
             let mut v = String::from(trim_ws(first));
@@ -108,11 +127,23 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
             None => HeaderName::Other(head_bytes.slice_ref(name)),
         };
         if let HeaderName::Std(h) = name {
-            Headers::validate_value(&name, &value).map_err(|source| ParseError::Header {
+            let err = |source| ParseError::Header {
                 name: h.as_str(),
                 line: line_no,
                 source,
-            })?;
+            };
+            // The values the parser itself needs are kept from their check.
+            match h {
+                StdHeader::ContentLength => {
+                    let n = values::content_length(&value).map_err(err)?;
+                    content_length.get_or_insert(n);
+                }
+                StdHeader::CSeq => {
+                    let c = CSeq::parse(&value).map_err(err)?;
+                    cseq_method.get_or_insert(c.method);
+                }
+                _ => Headers::validate_value(&name, &value).map_err(err)?,
+            }
         }
         if headers.len() == MAX_HEADERS {
             return Err(ParseError::TooManyHeaders(MAX_HEADERS));
@@ -121,9 +152,8 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
     }
 
     let available = buf.len() - body_start;
-    let body = match headers.get(StdHeader::ContentLength) {
-        Some(cl) => {
-            let declared = crate::header::values::content_length(cl).unwrap_or(0);
+    let body = match content_length {
+        Some(declared) => {
             if declared > available {
                 return Err(ParseError::BodyTruncated {
                     declared,
@@ -137,12 +167,12 @@ pub(super) fn parse(buf: Bytes) -> Result<Message, ParseError> {
 
     Ok(match start_line {
         Start::Request(method, uri) => {
-            if let Some(Ok(cseq)) = headers.cseq() {
-                // (CSeq was validated above; this only compares the method.)
-                if cseq.method != method {
+            if let Some(cseq) = cseq_method {
+                // (The first CSeq, as every CSeq, was validated above.)
+                if cseq != method {
                     return Err(ParseError::CSeqMismatch {
                         method: method.to_string(),
-                        cseq: cseq.method.to_string(),
+                        cseq: cseq.to_string(),
                     });
                 }
             }
@@ -166,6 +196,8 @@ struct Lines<'a> {
     s: &'a str,
     pos: usize,
     line: usize,
+    /// Positions of the line feeds not yet consumed, in order.
+    nls: &'a [u32],
 }
 
 impl<'a> Lines<'a> {
@@ -174,7 +206,14 @@ impl<'a> Lines<'a> {
             return None;
         }
         let rest = &self.s[self.pos..];
-        let (line, adv) = match memchr::memchr(b'\n', rest.as_bytes()) {
+        let nl = match self.nls.split_first() {
+            Some((&nl, more)) => {
+                self.nls = more;
+                Some(nl as usize - self.pos)
+            }
+            None => memchr::memchr(b'\n', rest.as_bytes()),
+        };
+        let (line, adv) = match nl {
             Some(p) => (&rest[..p], p + 1),
             None => (rest, rest.len() + 1),
         };
@@ -187,6 +226,34 @@ impl<'a> Lines<'a> {
     fn continues(&self) -> bool {
         self.s.as_bytes().get(self.pos).is_some_and(|&c| is_ws(c))
     }
+}
+
+/// The name of a header line and the index of its colon. The usual
+/// `Name:` / `Name :` form is read in one pass; anything else goes
+/// through the general checks, which pick the error to report.
+#[inline]
+fn header_name(line: &str, line_no: usize) -> Result<(&str, usize), ParseError> {
+    let b = line.as_bytes();
+    let i = crate::charclass::span(b, 0, crate::charclass::TOKEN);
+    let mut j = i;
+    while j < b.len() && is_ws(b[j]) {
+        j += 1;
+    }
+    if i > 0 && b.get(j) == Some(&b':') {
+        return Ok((&line[..i], j));
+    }
+    let colon = memchr::memchr(b':', b).ok_or(ParseError::HeaderLine {
+        line: line_no,
+        reason: "no ':'",
+    })?;
+    let name = line[..colon].trim_end_matches([' ', '\t']);
+    if name.is_empty() || !name.bytes().all(is_token_byte) {
+        return Err(ParseError::HeaderLine {
+            line: line_no,
+            reason: "header name is not a token",
+        });
+    }
+    Ok((name, colon))
 }
 
 enum Start {
