@@ -249,7 +249,7 @@ pub async fn start_with(config: Config, opts: StartOptions) -> Result<Running, N
                 let n = registrar.republish_all().await;
                 tracing::debug!(aors = n, "republished local entries");
                 tokio::select! {
-                    _ = tokio::time::sleep(every) => {}
+                    _ = tokio::time::sleep(jittered(every)) => {}
                     _ = rx.changed() => return,
                 }
             }
@@ -327,4 +327,36 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
+}
+
+/// `every` shortened by up to a quarter at random, so nodes started (or
+/// registered) together do not republish in one synchronised wave.
+fn jittered(every: Duration) -> Duration {
+    let mut b = [0u8; 4];
+    let _ = getrandom::fill(&mut b);
+    let r = f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX);
+    every.mul_f64(1.0 - 0.25 * r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::jittered;
+    use std::time::Duration;
+
+    #[test]
+    fn republish_jitter_stays_within_the_last_quarter_and_varies() {
+        let every = Duration::from_secs(600);
+        let draws: Vec<Duration> = (0..200).map(|_| jittered(every)).collect();
+        assert!(
+            draws
+                .iter()
+                .all(|d| *d >= every.mul_f64(0.75) && *d <= every)
+        );
+        let distinct: std::collections::HashSet<_> = draws.iter().collect();
+        assert!(
+            distinct.len() > 100,
+            "jitter barely varies: {}",
+            distinct.len()
+        );
+    }
 }

@@ -10,7 +10,7 @@ use crate::storage::{AorState, Committer, Storage, User, records::unix_now};
 use ed25519_dalek::SigningKey;
 use kadsip_proto::digest::{Algorithm, Challenge, Credentials, NcTracker, NonceKey, NonceStatus};
 use kadsip_proto::header::StdHeader;
-use kadsip_proto::overlay::{AorRecord, ContactBinding, NodeEntry, record_key};
+use kadsip_proto::overlay::{AorRecord, ContactBinding, NodeEntry, RecordError, record_key};
 use kadsip_proto::registrar::{self, Policy, RegisterError};
 use kadsip_proto::{Aor, Request, Response, StatusCode};
 use std::sync::{Arc, Mutex};
@@ -353,6 +353,11 @@ impl Registrar {
                         tracing::debug!(%aor, attempt, "publication queue full; retrying");
                         tokio::time::sleep(backoff).await;
                         backoff *= 2;
+                    }
+                    // A newer registration or republish got there first.
+                    Err(OverlayError::Refused(RecordError::StaleSeq { .. })) => {
+                        tracing::debug!(%aor, "publication superseded by a newer one");
+                        return;
                     }
                     Err(e) => {
                         tracing::warn!(%aor, error = %e, "publish failed");

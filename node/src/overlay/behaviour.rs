@@ -4,7 +4,10 @@
 
 use crate::storage::SledRecordStore;
 use libp2p::swarm::{NetworkBehaviour, behaviour::toggle::Toggle};
-use libp2p::{StreamProtocol, connection_limits, identify, identity::Keypair, kad, mdns, ping};
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, connection_limits, identify, identity::Keypair, kad, mdns,
+    ping,
+};
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
@@ -62,6 +65,26 @@ pub struct Behaviour {
 }
 
 impl Behaviour {
+    /// Tells Kademlia an address of `peer` when the peer is in its bucket
+    /// already or the bucket has room. libp2p-kad answers an unknown peer
+    /// for a full bucket by dialing the bucket's oldest disconnected entry;
+    /// fed from every identify exchange, those dials open connections whose
+    /// own identify exchanges dial again, a storm that saturated 400-node
+    /// simulations. Full buckets are still refreshed by Kademlia's own
+    /// inserts of peers it dialed.
+    pub fn learn_address(&mut self, peer: &PeerId, addr: Multiaddr) {
+        let admit = match self.kad.kbucket(*peer) {
+            Some(bucket) => {
+                bucket.num_entries() < kad::K_VALUE.get()
+                    || bucket.iter().any(|e| e.node.key.preimage() == peer)
+            }
+            None => false, // our own id
+        };
+        if admit {
+            self.kad.add_address(peer, addr);
+        }
+    }
+
     /// Builds the behaviours for `key` with `store` as the record store.
     pub fn new(
         key: &Keypair,
@@ -107,5 +130,55 @@ impl Behaviour {
             ping: ping::Behaviour::default(),
             mdns: mdns.into(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kadsip_proto::overlay::Limits;
+
+    #[test]
+    fn a_full_bucket_takes_no_unknown_peer_and_starts_no_liveness_dial() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let store = SledRecordStore::new(db.open_tree("r").unwrap(), Limits::default(), 16);
+        let key = Keypair::generate_ed25519();
+        let me = kad::KBucketKey::from(key.public().to_peer_id());
+        let tuning = OverlayTuning {
+            mdns: false,
+            ..OverlayTuning::default()
+        };
+        let mut b = Behaviour::new(&key, store, &tuning).unwrap();
+        // Peers in our farthest bucket (half of all ids land there).
+        let far = |p: &PeerId| me.distance(&kad::KBucketKey::from(*p)).ilog2() == Some(255);
+        let mut peers = std::iter::repeat_with(PeerId::random).filter(far);
+        let addr: Multiaddr = "/ip4/192.0.2.1/tcp/4001".parse().unwrap();
+        let full: Vec<PeerId> = peers.by_ref().take(kad::K_VALUE.get()).collect();
+        for p in &full {
+            b.learn_address(p, addr.clone());
+        }
+        let one = full[0];
+        assert_eq!(
+            b.kad.kbucket(one).unwrap().num_entries(),
+            kad::K_VALUE.get()
+        );
+        // A known peer's new address is still taken.
+        b.learn_address(&one, "/ip4/192.0.2.2/tcp/4001".parse().unwrap());
+        // An unknown one is neither inserted nor queued as pending (for a
+        // connected peer kad would queue it and dial the oldest entry).
+        let newcomer = peers.next().unwrap();
+        b.learn_address(&newcomer, addr.clone());
+        let bucket = b.kad.kbucket(newcomer).unwrap();
+        assert!(!bucket.has_pending());
+        assert!(bucket.iter().all(|e| e.node.key.preimage() != &newcomer));
+        assert_eq!(bucket.num_entries(), kad::K_VALUE.get());
+        // A peer in a bucket with room is taken.
+        let near = std::iter::repeat_with(PeerId::random)
+            .find(|p| !far(p))
+            .unwrap();
+        b.learn_address(&near, addr);
+        let bucket = b.kad.kbucket(near).unwrap();
+        assert!(bucket.iter().any(|e| e.node.key.preimage() == &near));
     }
 }

@@ -67,9 +67,12 @@ pub enum OverlayError {
         /// Peers that stored it.
         stored: usize,
     },
-    /// The local store refused the record.
+    /// The local store refused the record (stale, conflicting, invalid).
     #[error("record refused locally: {0}")]
-    Refused(String),
+    Refused(#[from] kadsip_proto::overlay::RecordError),
+    /// The local store is out of room for the record.
+    #[error("record store full: {0:?}")]
+    StoreFull(libp2p::kad::store::Error),
     /// The peer could not be reached (dial failure, timeout, closed stream).
     #[error("peer unreachable: {0}")]
     Unreachable(String),
@@ -107,10 +110,12 @@ pub(crate) enum Command {
     Dial {
         addr: Multiaddr,
     },
-    /// Dial `peer` at `addrs` unless connected or dialing already.
+    /// Dial `peer` at `addrs` unless connected or dialing already; the
+    /// reply says the dial is under way (or was not needed).
     DialPeer {
         peer: PeerId,
         addrs: Vec<Multiaddr>,
+        reply: oneshot::Sender<()>,
     },
 }
 

@@ -362,13 +362,19 @@ impl WriterTask {
 
     async fn open(&mut self) -> Result<Stream, OverlayError> {
         let addrs = lock(&self.addrs).clone();
+        // Dial at the record's addresses first and wait until the dial is
+        // under way: opening a stream to a peer we are not connected to
+        // dials with the addresses Kademlia knows, which may be none.
         if let (false, Some(swarm)) = (addrs.is_empty(), self.swarm.upgrade()) {
-            let _ = swarm
-                .send(Command::DialPeer {
-                    peer: self.peer,
-                    addrs,
-                })
-                .await;
+            let (reply, dialing) = oneshot::channel();
+            let cmd = Command::DialPeer {
+                peer: self.peer,
+                addrs,
+                reply,
+            };
+            if swarm.send(cmd).await.is_ok() {
+                let _ = dialing.await;
+            }
         }
         match tokio::time::timeout(
             self.tuning.open_timeout,

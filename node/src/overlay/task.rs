@@ -240,6 +240,16 @@ impl OverlayTask {
             let Some((value, replies)) = self.queued_by_key.remove(&key) else {
                 continue;
             };
+            // Merge locally first: a refusal (a newer seq already here, an
+            // owner conflict) is answered with its reason, before any peer
+            // is bothered; kad's own local put then finds the same record.
+            let store = self.swarm.behaviour_mut().kad.store_mut();
+            if let Err(e) = store.merge_put(&key, &value, unix_now()) {
+                for r in replies.into_iter().flatten() {
+                    let _ = r.send(Err(OverlayError::Refused(e.clone())));
+                }
+                continue;
+            }
             // Quorum::All: kad stops sending PUTs once its quorum is met,
             // so a smaller quorum would leave most replicas without it.
             let record = Record {
@@ -259,7 +269,7 @@ impl OverlayTask {
                 }
                 Err(e) => {
                     for r in replies.into_iter().flatten() {
-                        let _ = r.send(Err(OverlayError::Refused(format!("{e:?}"))));
+                        let _ = r.send(Err(OverlayError::StoreFull(e.clone())));
                     }
                 }
             }
@@ -319,7 +329,7 @@ impl OverlayTask {
                 };
                 let _ = reply.send(status);
             }
-            Command::DialPeer { peer, addrs } => {
+            Command::DialPeer { peer, addrs, reply } => {
                 let opts = DialOpts::peer_id(peer)
                     .addresses(addrs)
                     .condition(PeerCondition::DisconnectedAndNotDialing)
@@ -327,6 +337,7 @@ impl OverlayTask {
                 if let Err(e) = self.swarm.dial(opts) {
                     tracing::debug!(%peer, error = %e, "no dial to the peer");
                 }
+                let _ = reply.send(());
             }
             Command::Dial { addr } => {
                 if let Err(e) = self.swarm.dial(addr.clone()) {
@@ -349,7 +360,7 @@ impl OverlayTask {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
                 if endpoint.is_dialer() {
                     let addr = endpoint.get_remote_address().clone();
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    self.swarm.behaviour_mut().learn_address(&peer_id, addr);
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Kad(ev)) => {
@@ -361,19 +372,21 @@ impl OverlayTask {
                 if let identify::Event::Received { peer_id, info, .. } = ev {
                     for addr in info.listen_addrs {
                         if usable(&addr) {
-                            self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                            self.swarm.behaviour_mut().learn_address(&peer_id, addr);
                         }
                     }
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ev)) => self.metrics.libp2p.record(&ev),
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(?peer_id, %error, "dial failed");
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(list))) => {
                 for (peer, addr) in list {
                     tracing::debug!(%peer, %addr, "mdns discovered");
                     self.swarm
                         .behaviour_mut()
-                        .kad
-                        .add_address(&peer, addr.clone());
+                        .learn_address(&peer, addr.clone());
                     if !self.swarm.is_connected(&peer) {
                         let _ = self.swarm.dial(addr);
                     }
@@ -468,7 +481,23 @@ impl OverlayTask {
                         self.start_publishes();
                     }
                 }
-                _ => {}
+                other => {
+                    let table: usize = self
+                        .swarm
+                        .behaviour_mut()
+                        .kad
+                        .kbuckets()
+                        .map(|b| b.num_entries())
+                        .sum();
+                    tracing::debug!(
+                        table,
+                        requests = stats.num_requests(),
+                        ok = stats.num_successes(),
+                        last = step.last,
+                        kind = query_kind(&other),
+                        "background query step"
+                    );
+                }
             },
             _ => {}
         }
@@ -539,6 +568,18 @@ impl OverlayTask {
 }
 
 /// Addresses worth telling Kademlia about (not unspecified).
+/// Name of a Kademlia query result's kind, for logs.
+fn query_kind(r: &kad::QueryResult) -> &'static str {
+    match r {
+        kad::QueryResult::Bootstrap(_) => "bootstrap",
+        kad::QueryResult::GetClosestPeers(_) => "closest-peers",
+        kad::QueryResult::RepublishRecord(_) => "republish",
+        kad::QueryResult::GetRecord(_) => "get",
+        kad::QueryResult::PutRecord(_) => "put",
+        _ => "other",
+    }
+}
+
 fn usable(addr: &Multiaddr) -> bool {
     !addr.iter().any(|p| match p {
         Protocol::Ip4(ip) => ip.is_unspecified(),

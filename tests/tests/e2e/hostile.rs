@@ -418,3 +418,42 @@ async fn hostile_records_are_refused_on_put_and_ignored_on_get() {
         n.stop().await;
     }
 }
+
+/// A publication older than what the node already holds (a retry overtaken
+/// by a newer registration) is refused locally with its typed reason, so the
+/// registrar can tell "superseded" from a failure; the newer one stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_local_publication_is_refused_with_its_reason() {
+    use kadsip_node::overlay::OverlayError;
+    use kadsip_proto::overlay::RecordError;
+    let mut n = crate::support::start(tempfile::tempdir().unwrap(), vec![], true).await;
+    let carl = Aor::parse("sip:carl@campus.example").unwrap();
+    let owner = SigningKey::from_bytes(&[9; 32]);
+    let me = n.running().peer_id;
+    let key = record_key(&carl).to_vec();
+    let seq5 = AorRecord::new(&carl, &owner, entry(me, 5, "sip:carl@192.0.2.5"));
+    let seq3 = AorRecord::new(&carl, &owner, entry(me, 3, "sip:carl@192.0.2.3"));
+    let overlay = n.running().overlay.clone();
+    // Alone, the record reaches no peer, but it is held locally.
+    let first = overlay.publish(key.clone(), seq5.encode()).await;
+    assert!(
+        matches!(
+            first,
+            Err(OverlayError::NotReplicated { stored: 0 }) | Ok(())
+        ),
+        "{first:?}"
+    );
+    let stale = overlay.publish(key.clone(), seq3.encode()).await;
+    assert!(
+        matches!(
+            stale,
+            Err(OverlayError::Refused(RecordError::StaleSeq {
+                got: 3,
+                stored: 5
+            }))
+        ),
+        "{stale:?}"
+    );
+    assert_eq!(overlay.status().await.unwrap().records_held, 1);
+    n.stop().await;
+}
