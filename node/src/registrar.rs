@@ -224,21 +224,8 @@ impl Registrar {
                 Err(r) => return r,
             }
         };
-        let lock = {
-            let mut m = match self.locks.lock() {
-                Ok(m) => m,
-                Err(_) => {
-                    return Response::to_request(
-                        req,
-                        StatusCode::SERVER_INTERNAL_ERROR,
-                        Some(to_tag),
-                    );
-                }
-            };
-            if m.len() > 100_000 {
-                m.retain(|_, l| Arc::strong_count(l) > 1);
-            }
-            m.entry(aor.as_str().to_owned()).or_default().clone()
+        let Some(lock) = self.aor_lock(aor.as_str()) else {
+            return Response::to_request(req, StatusCode::SERVER_INTERNAL_ERROR, Some(to_tag));
         };
         let _guard = lock.lock().await;
         let now = unix_now();
@@ -368,6 +355,16 @@ impl Registrar {
         });
     }
 
+    /// The lock serialising read-modify-write of one AOR's state (REGISTER
+    /// and the republisher); `None` if the lock table is poisoned.
+    fn aor_lock(&self, aor: &str) -> Option<Arc<tokio::sync::Mutex<()>>> {
+        let mut m = self.locks.lock().ok()?;
+        if m.len() > 100_000 {
+            m.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        Some(m.entry(aor.to_owned()).or_default().clone())
+    }
+
     fn addrs(&self) -> Vec<String> {
         self.addrs.lock().map(|a| a.clone()).unwrap_or_default()
     }
@@ -377,12 +374,27 @@ impl Registrar {
     pub async fn republish_all(&self) -> usize {
         let now = unix_now();
         let mut n = 0;
-        let aors: Vec<(String, AorState)> =
-            self.storage.bindings.all().filter_map(Result::ok).collect();
-        for (aor_s, mut state) in aors {
+        let aors: Vec<String> = self
+            .storage
+            .bindings
+            .all()
+            .filter_map(Result::ok)
+            .map(|(aor, _)| aor)
+            .collect();
+        for aor_s in aors {
             let Ok(aor) = Aor::parse(&aor_s) else {
                 continue;
             };
+            // Under the AOR's lock and re-read: a REGISTER handled since the
+            // listing must not be overwritten nor share our seq.
+            let Some(lock) = self.aor_lock(aor.as_str()) else {
+                continue;
+            };
+            let _guard = lock.lock().await;
+            let Ok(Some(mut state)) = self.storage.bindings.get(aor.as_str()) else {
+                continue;
+            };
+            let now = unix_now();
             let Ok(Some(user)) = self.storage.users.get(aor.as_str()) else {
                 continue;
             };
