@@ -16,6 +16,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+/// How soon a phone retries a registration refresh that failed.
+const REFRESH_RETRY: Duration = Duration::from_secs(5);
+
 /// The domain every simulated AOR lives in.
 pub const DOMAIN: &str = "sim.example";
 
@@ -378,16 +381,28 @@ impl UaHost {
                 expires,
                 reply,
             }) => {
+                let refresh = reply.is_none();
                 if let Some(r) = reply.take() {
                     let _ = r.send(status);
                 } else if status != 200 {
                     self.refresh_failures += 1;
+                    tracing::warn!(%user, status, "registration refresh failed; retrying");
                 }
                 if let Some(reg) = self.regs.get_mut(user.as_str()) {
-                    reg.refresh_at = (status == 200 && *expires > 0).then(|| {
-                        Instant::now() + Duration::from_secs_f64(f64::from(*expires) / 2.0)
-                    });
+                    reg.refresh_at = match (status, *expires) {
+                        (_, 0) => None,
+                        (200, e) => {
+                            Some(Instant::now() + Duration::from_secs_f64(f64::from(e) / 2.0))
+                        }
+                        // A phone whose refresh failed tries again soon
+                        // rather than letting its binding lapse.
+                        _ if refresh => Some(Instant::now() + REFRESH_RETRY),
+                        _ => None,
+                    };
                 }
+                // Answered: the transaction's later Terminated event must not
+                // read as a second, failed answer (that cancelled every refresh).
+                self.pending.remove(&id);
             }
             Some(Pending::Request {
                 started,

@@ -130,6 +130,34 @@ fn thirty_nodes_answer_as_the_truth_says() {
     assert_eq!(r["registrations"]["ok"], r["registrations"]["sent"]);
 }
 
+/// Phones refresh their registrations: with a 6 s expiry, calls placed long
+/// after it still reach the callees (a UA that read its REGISTER
+/// transaction's end as a failure once stopped refreshing, and they got 404).
+#[test]
+fn registrations_are_refreshed_past_their_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("refresh.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"refresh\"\nnodes = 8\nduration = \"16s\"\ncall_rate = 4.0\n\
+         registration_expiry = \"6s\"\nrepublish = \"3s\"\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let r = run(
+        &["--scenario", scenario.to_str().unwrap(), "--seed", "3"],
+        &out,
+        Duration::from_secs(180),
+    );
+    let by = &r["calls"]["by_expected_and_actual"];
+    let expected_200: u64 = by["200"]
+        .as_object()
+        .map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
+    assert!(expected_200 >= 30, "{by}");
+    let acc = r["calls"]["accuracy"].as_f64().unwrap();
+    assert!(acc >= 0.99, "accuracy {acc}: {by}");
+}
+
 #[test]
 fn churn_runs_within_its_memory_bound() {
     let dir = tempfile::tempdir().unwrap();
