@@ -139,7 +139,7 @@ mod tests {
     use kadsip_proto::overlay::Limits;
 
     #[test]
-    fn a_full_bucket_takes_no_unknown_peer_and_starts_no_liveness_dial() {
+    fn a_full_bucket_takes_no_unknown_peer_but_known_ones_and_room_elsewhere() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let store = SledRecordStore::new(db.open_tree("r").unwrap(), Limits::default(), 16);
