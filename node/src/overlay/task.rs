@@ -481,16 +481,9 @@ impl OverlayTask {
                         self.start_publishes();
                     }
                 }
-                other => {
-                    let table: usize = self
-                        .swarm
-                        .behaviour_mut()
-                        .kad
-                        .kbuckets()
-                        .map(|b| b.num_entries())
-                        .sum();
+                other if tracing::enabled!(tracing::Level::DEBUG) => {
                     tracing::debug!(
-                        table,
+                        table = self.routing_table_len(),
                         requests = stats.num_requests(),
                         ok = stats.num_successes(),
                         last = step.last,
@@ -498,6 +491,7 @@ impl OverlayTask {
                         "background query step"
                     );
                 }
+                _ => {}
             },
             _ => {}
         }
@@ -567,7 +561,6 @@ impl OverlayTask {
     }
 }
 
-/// Addresses worth telling Kademlia about (not unspecified).
 /// Name of a Kademlia query result's kind, for logs.
 fn query_kind(r: &kad::QueryResult) -> &'static str {
     match r {
@@ -580,6 +573,7 @@ fn query_kind(r: &kad::QueryResult) -> &'static str {
     }
 }
 
+/// Addresses worth telling Kademlia about (not unspecified).
 fn usable(addr: &Multiaddr) -> bool {
     !addr.iter().any(|p| match p {
         Protocol::Ip4(ip) => ip.is_unspecified(),
