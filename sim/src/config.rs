@@ -100,6 +100,30 @@ pub struct Partition {
     pub fraction: f64,
 }
 
+/// The security upgrade of the in-memory links between nodes of one shard.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LinkSecurity {
+    /// Peer keys exchanged in the clear: no handshake or cipher cost, so the
+    /// CPU and memory go to the protocols under study (large N).
+    Plaintext,
+    /// Noise XX, as every real kadsip connection (and every TCP shard link).
+    Noise,
+}
+
+impl std::str::FromStr for LinkSecurity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "plaintext" => Ok(LinkSecurity::Plaintext),
+            "noise" => Ok(LinkSecurity::Noise),
+            _ => Err(format!(
+                "{s:?} is not a link security; use plaintext or noise"
+            )),
+        }
+    }
+}
+
 /// Everything a run needs; every key has a default.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -132,6 +156,8 @@ pub struct Scenario {
     pub jitter: Dur,
     /// Probability that a segment is lost once (and resent, as TCP does).
     pub loss: f64,
+    /// Security upgrade of the in-memory links (TCP shard links always use Noise).
+    pub link_security: LinkSecurity,
     /// Median node session; none means no churn.
     pub churn_median_session: Option<Dur>,
     /// Median node downtime (defaults to the session median).
@@ -148,6 +174,8 @@ pub struct Scenario {
     pub republish: Dur,
     /// How often nodes re-replicate the records they hold.
     pub replication: Dur,
+    /// Peers each record is stored at (Kademlia's k, 1..=20).
+    pub replicas: usize,
     /// DHT lookup deadline.
     pub lookup_timeout: Dur,
     /// Positive lookup cache lifetime.
@@ -193,6 +221,7 @@ impl Default for Scenario {
             latency: Latency(Duration::from_millis(1), Duration::from_millis(1)),
             jitter: Dur(Duration::ZERO),
             loss: 0.0,
+            link_security: LinkSecurity::Noise,
             churn_median_session: None,
             churn_median_downtime: None,
             churn_distribution: DistKind::Exponential,
@@ -201,6 +230,7 @@ impl Default for Scenario {
             registration_expiry: Dur(Duration::from_secs(120)),
             republish: Dur(Duration::from_secs(60)),
             replication: Dur(Duration::from_secs(600)),
+            replicas: 20,
             lookup_timeout: Dur(Duration::from_secs(3)),
             lookup_cache_ttl: Dur(Duration::from_secs(2)),
             timer_c: Dur(Duration::from_secs(10)),
@@ -258,9 +288,15 @@ pub struct Cli {
     /// Jitter per segment, e.g. 2ms.
     #[arg(long)]
     pub jitter: Option<String>,
+    /// In-memory link security: noise (as real nodes) or plaintext (cheaper, for large N).
+    #[arg(long)]
+    pub link_security: Option<String>,
     /// Simulated users per node.
     #[arg(long)]
     pub users_per_node: Option<usize>,
+    /// Peers each record is stored at (Kademlia's k, 1..=20; default 20).
+    #[arg(long)]
+    pub replicas: Option<usize>,
     /// Stop with an error above this resident memory, in MiB.
     #[arg(long)]
     pub memory_limit_mb: Option<u64>,
@@ -345,8 +381,17 @@ impl Scenario {
         if let Some(v) = &cli.jitter {
             s.jitter = dur("--jitter", v)?;
         }
+        if let Some(v) = &cli.link_security {
+            s.link_security = v.parse().map_err(|message| ConfigError::Invalid {
+                field: "--link-security",
+                message,
+            })?;
+        }
         if let Some(v) = cli.users_per_node {
             s.users_per_node = v;
+        }
+        if let Some(v) = cli.replicas {
+            s.replicas = v;
         }
         if let Some(v) = cli.memory_limit_mb {
             s.memory_limit_mb = v;
@@ -403,6 +448,9 @@ impl Scenario {
         }
         if self.registration_expiry.0 < Duration::from_secs(2) {
             return bad("registration_expiry", "must be at least 2s");
+        }
+        if !(1..=20).contains(&self.replicas) {
+            return bad("replicas", "must be between 1 and 20 (Kademlia's k is 20)");
         }
         if self.join_rate <= 0.0 {
             return bad("join_rate", "must be above 0 nodes per second");
@@ -518,6 +566,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("nodez") && !e.contains('\n'), "{e}");
+        let cli = Cli::parse_from(["kadsip-sim", "--link-security", "plaintext"]);
+        let s = Scenario::from_cli(&cli).unwrap();
+        assert_eq!(s.link_security, LinkSecurity::Plaintext);
+        assert_eq!(Scenario::default().link_security, LinkSecurity::Noise);
+        let cli = Cli::parse_from(["kadsip-sim", "--link-security", "tls"]);
+        let e = Scenario::from_cli(&cli).unwrap_err().to_string();
+        assert!(
+            e.starts_with("--link-security:") && e.contains("plaintext or noise"),
+            "{e}"
+        );
         let cli = Cli::parse_from(["kadsip-sim", "--loss", "2"]);
         assert!(
             Scenario::from_cli(&cli)

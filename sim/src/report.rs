@@ -56,6 +56,10 @@ pub struct RunFacts {
     pub scenario: String,
     /// Nodes.
     pub nodes: usize,
+    /// Security of the in-memory links (`noise` or `plaintext`).
+    pub link_security: String,
+    /// Peers each record is stored at.
+    pub replicas: usize,
     /// Workload seconds.
     pub duration_s: f64,
     /// Seed.
@@ -86,6 +90,8 @@ pub struct RunFacts {
     pub routing_table: (f64, usize),
     /// Mean connected peers at the end.
     pub peers_mean: f64,
+    /// A settle gave up waiting for the overlay to go quiet.
+    pub busy_after_settle: bool,
     /// Why the run stopped early, if it did.
     pub aborted: Option<String>,
 }
@@ -142,6 +148,8 @@ pub fn results(calls: &[CallRecord], f: &RunFacts) -> Value {
     json!({
         "scenario": f.scenario,
         "nodes": f.nodes,
+        "link_security": f.link_security,
+        "replicas": f.replicas,
         "duration_s": f.duration_s,
         "seed": f.seed,
         "users": f.users,
@@ -172,6 +180,7 @@ pub fn results(calls: &[CallRecord], f: &RunFacts) -> Value {
             "routing_table_mean": (f.routing_table.0 * 10.0).round() / 10.0,
             "routing_table_max": f.routing_table.1,
             "peers_mean": (f.peers_mean * 10.0).round() / 10.0,
+            "busy_after_settle": f.busy_after_settle,
         },
         "rss_bytes_peak": f.rss_bytes_peak,
         "rss_bytes_formed": f.rss_bytes_formed,
@@ -234,9 +243,10 @@ pub fn table(r: &Value) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "kadsip-sim {} — {} nodes, {} s, seed {}",
+        "kadsip-sim {} — {} nodes ({} links), {} s, seed {}",
         g("/scenario"),
         g("/nodes"),
+        g("/link_security"),
         g("/duration_s"),
         g("/seed")
     );
@@ -291,6 +301,12 @@ pub fn table(r: &Value) -> String {
         g("/cpu/idle_cores"),
         g("/cpu/load_cores")
     );
+    if r.pointer("/overlay/busy_after_settle") == Some(&Value::Bool(true)) {
+        let _ = writeln!(
+            t,
+            "  warning             the overlay was still busy when the workload began (CPU-bound)"
+        );
+    }
     if let Some(a) = r.get("aborted").and_then(Value::as_str) {
         let _ = writeln!(t, "  ABORTED: {a}");
     }

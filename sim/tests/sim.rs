@@ -140,7 +140,7 @@ fn registrations_are_refreshed_past_their_expiry() {
     std::fs::write(
         &scenario,
         "name = \"refresh\"\nnodes = 8\nduration = \"16s\"\ncall_rate = 4.0\n\
-         registration_expiry = \"6s\"\nrepublish = \"3s\"\n",
+         registration_expiry = \"6s\"\nrepublish = \"3s\"\nlink_security = \"plaintext\"\n",
     )
     .unwrap();
     let out = dir.path().join("out");
@@ -156,6 +156,7 @@ fn registrations_are_refreshed_past_their_expiry() {
     assert!(expected_200 >= 30, "{by}");
     let acc = r["calls"]["accuracy"].as_f64().unwrap();
     assert!(acc >= 0.99, "accuracy {acc}: {by}");
+    assert_eq!(r["link_security"], "plaintext");
 }
 
 #[test]
@@ -238,6 +239,9 @@ fn two_shards_join_one_overlay_over_tcp() {
             "8s",
             "--seed",
             "2",
+            // Plaintext in-memory links beside the Noise TCP shard link.
+            "--link-security",
+            "plaintext",
             "--bootstrap",
             &addr,
         ],

@@ -32,6 +32,9 @@ pub struct OverlayTuning {
     pub mdns: bool,
     /// A connection with no open stream is closed after this long.
     pub idle_timeout: Duration,
+    /// Peers each record is stored at: Kademlia's k for records and for the
+    /// closest-peer sets queries look for (buckets keep 20 entries regardless).
+    pub replication_factor: NonZeroUsize,
 }
 
 impl Default for OverlayTuning {
@@ -43,6 +46,7 @@ impl Default for OverlayTuning {
             max_connections: 512,
             mdns: true,
             idle_timeout: Duration::from_secs(120),
+            replication_factor: kad::K_VALUE,
         }
     }
 }
@@ -100,6 +104,7 @@ impl Behaviour {
             .set_publication_interval(None)
             .set_replication_interval(tuning.replication_interval)
             .set_parallelism(NonZeroUsize::new(3).expect("3 > 0"))
+            .set_replication_factor(tuning.replication_factor)
             .set_max_packet_size(64 * 1024);
         let mut kad = kad::Behaviour::with_config(peer_id, store, cfg);
         kad.set_mode(Some(kad::Mode::Server));

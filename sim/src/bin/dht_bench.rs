@@ -24,6 +24,9 @@ struct Args {
     /// Keys to put and then get.
     #[arg(long, default_value_t = 1000)]
     keys: usize,
+    /// Peers each record is stored at (Kademlia's k; OpenDHT stores at 8).
+    #[arg(long, default_value_t = 20)]
+    replication: usize,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
@@ -38,7 +41,12 @@ fn quantile(v: &mut [f64], p: f64) -> f64 {
     v[i]
 }
 
-async fn start(dir: &std::path::Path, i: usize, bootstrap: Vec<String>) -> Result<Running, String> {
+async fn start(
+    dir: &std::path::Path,
+    i: usize,
+    bootstrap: Vec<String>,
+    replication: std::num::NonZeroUsize,
+) -> Result<Running, String> {
     let config = Config {
         data_dir: dir.join(format!("n{i}")),
         sip: format!("127.0.0.{}:5060", 2 + i % 200)
@@ -55,6 +63,7 @@ async fn start(dir: &std::path::Path, i: usize, bootstrap: Vec<String>) -> Resul
         ..StartOptions::default()
     };
     opts.timers.overlay.mdns = false;
+    opts.timers.overlay.replication_factor = replication;
     opts.timers.proxy = ProxyConfig {
         sockets: false,
         ..ProxyConfig::default()
@@ -66,7 +75,9 @@ async fn start(dir: &std::path::Path, i: usize, bootstrap: Vec<String>) -> Resul
 
 async fn run(args: Args) -> Result<serde_json::Value, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut nodes = vec![start(dir.path(), 0, vec![]).await?];
+    let k =
+        std::num::NonZeroUsize::new(args.replication).ok_or("--replication must be at least 1")?;
+    let mut nodes = vec![start(dir.path(), 0, vec![], k).await?];
     let first = loop {
         let st = nodes[0].overlay.status().await.map_err(|e| e.to_string())?;
         if let Some(a) = st.listen_addrs.into_iter().find(|a| a.contains("/tcp/")) {
@@ -75,7 +86,7 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     for i in 1..args.nodes {
-        nodes.push(start(dir.path(), i, vec![first.clone()]).await?);
+        nodes.push(start(dir.path(), i, vec![first.clone()], k).await?);
     }
     // Formed: every routing table holds min(N-1, 15) peers, then a quiet second.
     let want = (args.nodes - 1).min(15);
@@ -155,6 +166,7 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         "overlay": "kadsip",
         "nodes": n,
         "keys": args.keys,
+        "replication": args.replication,
         "put_ms": {"p50": r3(quantile(&mut puts, 0.5)), "p99": r3(quantile(&mut puts, 0.99))},
         "get_ms": {"p50": r3(quantile(&mut gets, 0.5)), "p99": r3(quantile(&mut gets, 0.99))},
         "found": found,
