@@ -83,6 +83,9 @@ pub struct NodeArgs {
     /// Deadline of one DHT lookup, e.g. 5s or 800ms [default: 5s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub lookup_timeout: Option<Duration>,
+    /// Peers each DHT record is stored at, 1-20 (Kademlia's k) [default: 20].
+    #[arg(long, value_name = "K")]
+    pub replicas: Option<usize>,
 }
 
 impl NodeArgs {
@@ -130,6 +133,9 @@ impl NodeArgs {
         }
         if let Some(t) = self.timer_c {
             c.timer_c = t;
+        }
+        if let Some(k) = self.replicas {
+            c.replicas = k;
         }
         c.validate()?;
         Ok(c)

@@ -70,6 +70,9 @@ pub struct Config {
     /// Timer C: how long a proxied INVITE may wait for a final response.
     #[serde(with = "duration_str")]
     pub timer_c: Duration,
+    /// Peers each DHT record is stored at (Kademlia's k, 1..=20); every
+    /// node of one overlay should use the same value.
+    pub replicas: usize,
     /// Registrar bounds.
     pub registrar: RegistrarConfig,
 }
@@ -116,6 +119,7 @@ impl Default for Config {
             lookup_timeout: Duration::from_secs(5),
             lookup_cache_ttl: Duration::from_secs(10),
             timer_c: Duration::from_secs(180),
+            replicas: 20,
             registrar: RegistrarConfig::default(),
         }
     }
@@ -200,6 +204,15 @@ impl Config {
                 problem: "must be between 1ms and 120s".into(),
             });
         }
+        if !(1..=20).contains(&self.replicas) {
+            return Err(ConfigError::Invalid {
+                field: "replicas",
+                problem: format!(
+                    "{} is out of range; use 1 to 20 (Kademlia's k is 20, OpenDHT stores at 8)",
+                    self.replicas
+                ),
+            });
+        }
         if self.auth_algorithms.is_empty()
             || self
                 .auth_algorithms
@@ -278,12 +291,13 @@ mod tests {
         let p = dir.path().join("k.toml");
         std::fs::write(
             &p,
-            "open = true\nlookup_timeout = \"750ms\"\n[registrar]\nmin_expires = 30\n",
+            "open = true\nlookup_timeout = \"750ms\"\nreplicas = 8\n[registrar]\nmin_expires = 30\n",
         )
         .unwrap();
         let c = Config::from_file(&p).unwrap();
         assert!(c.open);
         assert_eq!(c.lookup_timeout, Duration::from_millis(750));
+        assert_eq!(c.replicas, 8);
         assert_eq!(c.registrar.min_expires, 30);
         std::fs::write(&p, "opn = true\n").unwrap();
         let e = Config::from_file(&p).unwrap_err().to_string();
@@ -308,6 +322,12 @@ mod tests {
                 .to_string()
                 .contains("registrar.min_expires")
         );
+        let c = Config {
+            replicas: 21,
+            ..Config::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("replicas") && e.contains("1 to 20"), "{e}");
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("5 parsecs").is_err());
     }

@@ -144,6 +144,8 @@ pub async fn start_with(config: Config, opts: StartOptions) -> Result<Running, N
     let store = SledRecordStore::new(storage.records.clone(), Limits::default(), 1_000_000);
     let mut tuning = timers.overlay.clone();
     tuning.lookup_deadline = config.lookup_timeout;
+    tuning.replication_factor =
+        std::num::NonZeroUsize::new(config.replicas).unwrap_or(libp2p::kad::K_VALUE);
     tuning.mdns = config.mdns;
     let swarm = overlay::build_swarm(key, store, &tuning, opts.transport)
         .map_err(|e| NodeError::Overlay(e.to_string()))?;

@@ -346,6 +346,12 @@ impl Registrar {
                         tracing::debug!(%aor, "publication superseded by a newer one");
                         return;
                     }
+                    // Shutting down: the binding is in sled and is
+                    // republished after the restart.
+                    Err(OverlayError::Stopped) => {
+                        tracing::debug!(%aor, "publication dropped at shutdown");
+                        return;
+                    }
                     Err(e) => {
                         tracing::warn!(%aor, error = %e, "publish failed");
                         return;

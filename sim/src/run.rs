@@ -278,6 +278,7 @@ impl Sim {
             lookup_timeout: s.lookup_timeout.0,
             lookup_cache_ttl: s.lookup_cache_ttl.0,
             timer_c: s.timer_c.0,
+            replicas: s.replicas,
             ..Config::default()
         };
         c.registrar.min_expires = 1;
@@ -345,8 +346,8 @@ impl Sim {
                         max_connections: 512,
                         mdns: false,
                         idle_timeout: s.idle_connection_timeout.0,
-                        replication_factor: std::num::NonZeroUsize::new(s.replicas)
-                            .unwrap_or(libp2p::kad::K_VALUE),
+                        // From the node config (`replicas`).
+                        replication_factor: libp2p::kad::K_VALUE,
                     },
                     proxy,
                 },

@@ -140,7 +140,7 @@ fn registrations_are_refreshed_past_their_expiry() {
     std::fs::write(
         &scenario,
         "name = \"refresh\"\nnodes = 8\nduration = \"16s\"\ncall_rate = 4.0\n\
-         registration_expiry = \"6s\"\nrepublish = \"3s\"\nlink_security = \"plaintext\"\n",
+         registration_expiry = \"6s\"\nrepublish = \"3s\"\nlink_security = \"plaintext\"\nreplicas = 8\n",
     )
     .unwrap();
     let out = dir.path().join("out");
@@ -157,6 +157,7 @@ fn registrations_are_refreshed_past_their_expiry() {
     let acc = r["calls"]["accuracy"].as_f64().unwrap();
     assert!(acc >= 0.99, "accuracy {acc}: {by}");
     assert_eq!(r["link_security"], "plaintext");
+    assert_eq!(r["replicas"], 8);
 }
 
 #[test]

@@ -33,7 +33,8 @@ pub struct OverlayTuning {
     /// A connection with no open stream is closed after this long.
     pub idle_timeout: Duration,
     /// Peers each record is stored at: Kademlia's k for records and for the
-    /// closest-peer sets queries look for (buckets keep 20 entries regardless).
+    /// closest-peer sets queries look for (buckets keep 20 entries
+    /// regardless). A node takes it from `Config::replicas`.
     pub replication_factor: NonZeroUsize,
 }
 

@@ -56,6 +56,7 @@ async fn start(
         bootstrap,
         mdns: false,
         open: true,
+        replicas: replication.get(),
         ..Config::default()
     };
     let mut opts = StartOptions {
@@ -63,7 +64,7 @@ async fn start(
         ..StartOptions::default()
     };
     opts.timers.overlay.mdns = false;
-    opts.timers.overlay.replication_factor = replication;
+
     opts.timers.proxy = ProxyConfig {
         sockets: false,
         ..ProxyConfig::default()
