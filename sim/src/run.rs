@@ -82,6 +82,9 @@ enum SimEvent {
 }
 
 /// Node `i`'s synthetic SIP address (never bound; it names the node).
+/// Seconds in a row under a third of a core that count as quiet.
+const QUIET_SECONDS: u32 = 3;
+
 /// How long [`Sim::settle`] waits for the overlay to go quiet.
 fn quiet_limit(nodes: usize) -> Duration {
     Duration::from_secs(120).max(Duration::from_millis(500) * nodes as u32)
@@ -538,18 +541,22 @@ impl Sim {
 
     /// Waits at least `settle`, then until the overlay is quiet: the nodes'
     /// bootstrap queries are done when the process uses under a third of a
-    /// core for a second. Joining costs every node a few dozen queries, so
-    /// the wait is bounded by half a second per node (at least two minutes);
-    /// a run that goes on busy says so in its log and `results.json`.
+    /// core for [`QUIET_SECONDS`] seconds in a row (one quiet second was seen
+    /// amid saturation at 800 nodes). Joining costs every node a few dozen
+    /// queries, so the wait is bounded by half a second per node (at least
+    /// two minutes); a run that goes on busy says so in its log and
+    /// `results.json`.
     async fn settle(&mut self) -> Result<(), SimError> {
         self.pump_until(self.s.settle.0, |_| false).await?;
         let limit = quiet_limit(self.s.nodes);
         let give_up = Instant::now() + limit;
+        let mut quiet = 0;
         while Instant::now() < give_up {
             let (c0, t0) = (cpu_seconds(), Instant::now());
             self.pump_until(Duration::from_secs(1), |_| false).await?;
             let load = (cpu_seconds() - c0) / t0.elapsed().as_secs_f64();
-            if load < 0.33 {
+            quiet = if load < 0.33 { quiet + 1 } else { 0 };
+            if quiet >= QUIET_SECONDS {
                 return Ok(());
             }
         }
