@@ -144,18 +144,24 @@ mod tests {
     use super::*;
     use kadsip_proto::overlay::Limits;
 
-    #[test]
-    fn a_full_bucket_takes_no_unknown_peer_but_known_ones_and_room_elsewhere() {
+    /// Behaviours on a fresh store (kept alive by the returned dir).
+    fn behaviour() -> (Behaviour, PeerId, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
         let store = SledRecordStore::new(db.open_tree("r").unwrap(), Limits::default(), 16);
         let key = Keypair::generate_ed25519();
-        let me = kad::KBucketKey::from(key.public().to_peer_id());
         let tuning = OverlayTuning {
             mdns: false,
             ..OverlayTuning::default()
         };
-        let mut b = Behaviour::new(&key, store, &tuning).unwrap();
+        let b = Behaviour::new(&key, store, &tuning).unwrap();
+        (b, key.public().to_peer_id(), dir)
+    }
+
+    #[test]
+    fn a_full_bucket_takes_no_unknown_peer_but_known_ones_and_room_elsewhere() {
+        let (mut b, me, _dir) = behaviour();
+        let me = kad::KBucketKey::from(me);
         // Peers in our farthest bucket (half of all ids land there).
         let far = |p: &PeerId| me.distance(&kad::KBucketKey::from(*p)).ilog2() == Some(255);
         let mut peers = std::iter::repeat_with(PeerId::random).filter(far);
@@ -186,5 +192,40 @@ mod tests {
         b.learn_address(&near, addr);
         let bucket = b.kad.kbucket(near).unwrap();
         assert!(bucket.iter().any(|e| e.node.key.preimage() == &near));
+    }
+
+    /// Guards the vendored libp2p-kad patch (vendor/libp2p-kad/KADSIP-PATCH.md):
+    /// the closest-peers iterator still yields the K nearest entries in order.
+    #[test]
+    fn closest_local_peers_match_a_full_scan() {
+        let (mut b, _me, _dir) = behaviour();
+        let addr: Multiaddr = "/ip4/192.0.2.1/tcp/4001".parse().unwrap();
+        for _ in 0..300 {
+            b.learn_address(&PeerId::random(), addr.clone());
+        }
+        let table: Vec<PeerId> = b
+            .kad
+            .kbuckets()
+            .flat_map(|bucket| {
+                bucket
+                    .iter()
+                    .map(|e| *e.node.key.preimage())
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(table.len() > kad::K_VALUE.get());
+        let nobody = PeerId::random();
+        for _ in 0..50 {
+            let target = kad::KBucketKey::from(PeerId::random());
+            let got: Vec<PeerId> = b
+                .kad
+                .find_closest_local_peers(&target, &nobody)
+                .map(|p| p.node_id)
+                .collect();
+            let mut want = table.clone();
+            want.sort_by_key(|p| target.distance(&kad::KBucketKey::from(*p)));
+            want.truncate(kad::K_VALUE.get());
+            assert_eq!(got, want);
+        }
     }
 }
