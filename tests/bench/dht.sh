@@ -25,11 +25,16 @@ echo "OpenDHT: $NODES nodes, $KEYS keys ..." >&2
 import json, sys
 k, o = (json.load(open(p)) for p in sys.argv[1:3])
 print(f"DHT put/get, N={k['nodes']}, {k['keys']} keys, loopback; kadsip stores at {k['replication']} peers, OpenDHT at 8")
-print(f"{'':10}{'put p50':>10}{'put p99':>10}{'get p50':>10}{'get p99':>10}{'found':>8}{'KB/node':>10}")
+print("get = until the lookup answers (kadsip: two agreeing valid records; OpenDHT: first value);")
+print("first = until the first valid (signature-checked) record, the same point OpenDHT's get is timed at")
+print(f"{'':10}{'put p50':>10}{'put p99':>10}{'get p50':>10}{'get p99':>10}{'first p50':>11}{'first p99':>11}{'found':>8}{'KB/node':>10}")
 for r in (k, o):
+    first = r.get('get_first_ms', r['get_ms'])
     print(f"{r['overlay']:10}{r['put_ms']['p50']:>10}{r['put_ms']['p99']:>10}{r['get_ms']['p50']:>10}"
-          f"{r['get_ms']['p99']:>10}{r['found']:>8}{r['rss_bytes_per_node'] // 1024:>10}")
-ratio = lambda a, b: a / b if b else float('nan')
+          f"{r['get_ms']['p99']:>10}{first['p50']:>11}{first['p99']:>11}{r['found']:>8}{r['rss_bytes_per_node'] // 1024:>10}")
+ratio = lambda a, b: a / b if a is not None and b else float('nan')
 print(f"ratio kadsip/OpenDHT: put p50 {ratio(k['put_ms']['p50'], o['put_ms']['p50']):.2f}x"
-      f"  get p50 {ratio(k['get_ms']['p50'], o['get_ms']['p50']):.2f}x   (goal: put <= 2x, get <= 1x)")
+      f"  get p50 {ratio(k['get_ms']['p50'], o['get_ms']['p50']):.2f}x"
+      f"  first-value get p50 {ratio(k['get_first_ms']['p50'], o['get_ms']['p50']):.2f}x"
+      f"   (goal: put <= 2x, get <= 1x)")
 PY

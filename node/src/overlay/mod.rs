@@ -37,6 +37,9 @@ pub struct LookupReply {
     pub requests: u32,
     /// Wall time the query took.
     pub elapsed: Duration,
+    /// When the first valid record arrived (before the read quorum was
+    /// met): what a reader that trusts one answer would have waited.
+    pub first_valid: Option<Duration>,
 }
 
 /// A snapshot of the overlay for `/status`.

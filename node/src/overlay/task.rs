@@ -8,7 +8,7 @@ use super::{Command, DhtLookup, LookupReply, Overlay, OverlayError, OverlayStatu
 use crate::metrics::Metrics;
 use crate::storage::{SledRecordStore, records::unix_now};
 use futures::StreamExt;
-use kadsip_proto::overlay::{AorRecord, Limits, merge_for_read};
+use kadsip_proto::overlay::{AorRecord, Limits, Validated, merge_validated};
 use libp2p::identity::Keypair;
 use libp2p::kad::{self, QueryId, Quorum, Record, RecordKey};
 use libp2p::metrics::Recorder;
@@ -65,7 +65,8 @@ pub fn build_swarm(
 struct PendingLookup {
     key: Vec<u8>,
     pinned: Option<[u8; 32]>,
-    results: Vec<AorRecord>,
+    results: Vec<Validated>,
+    first_valid: Option<Duration>,
     replies: Vec<oneshot::Sender<LookupReply>>,
     started: Instant,
     deadline: (tokio::time::Instant, u64),
@@ -178,6 +179,7 @@ impl OverlayTask {
                     result: DhtLookup::TimedOut,
                     requests: 0,
                     elapsed: p.started.elapsed(),
+                    first_valid: p.first_valid,
                 });
             }
         }
@@ -285,6 +287,7 @@ impl OverlayTask {
                         result: DhtLookup::NoPeers,
                         requests: 0,
                         elapsed: Duration::ZERO,
+                        first_valid: None,
                     });
                     return;
                 }
@@ -312,6 +315,7 @@ impl OverlayTask {
                         key,
                         pinned,
                         results: Vec::new(),
+                        first_valid: None,
                         replies: vec![reply],
                         started: Instant::now(),
                         deadline,
@@ -429,9 +433,12 @@ impl OverlayTask {
                     };
                     let limits = self.limits;
                     match AorRecord::decode(&pr.record.value, 64 * 1024)
-                        .and_then(|rec| rec.validate(&p.key, unix_now(), &limits).map(|()| rec))
+                        .and_then(|rec| rec.validated(&p.key, unix_now(), &limits))
                     {
-                        Ok(rec) => p.results.push(rec),
+                        Ok(rec) => {
+                            p.first_valid.get_or_insert_with(|| p.started.elapsed());
+                            p.results.push(rec);
+                        }
                         Err(e) => {
                             tracing::debug!(peer = ?pr.peer, error = %e, "ignored invalid record");
                             self.metrics.record_refused(&e);
@@ -502,17 +509,13 @@ impl OverlayTask {
         let Some(p) = self.lookups.get(&id) else {
             return false;
         };
-        let now = unix_now();
-        let limits = self.limits;
-        let Some(merged) =
-            merge_for_read(&p.key, p.results.iter().cloned(), p.pinned, now, &limits)
-        else {
+        let Some(merged) = merge_validated(p.results.iter().cloned(), p.pinned, unix_now()) else {
             return false;
         };
         let agreeing = p
             .results
             .iter()
-            .filter(|r| r.owner == merged.owner && r.validate(&p.key, now, &limits).is_ok())
+            .filter(|r| r.record().owner == merged.owner)
             .count();
         agreeing >= self.read_quorum || (p.pinned == Some(merged.owner) && agreeing >= 1)
     }
@@ -541,8 +544,7 @@ impl OverlayTask {
         };
         self.deadlines.remove(&p.deadline);
         self.lookup_by_key.remove(&p.key);
-        let limits = self.limits;
-        let merged = merge_for_read(&p.key, p.results, p.pinned, unix_now(), &limits);
+        let merged = merge_validated(p.results, p.pinned, unix_now());
         // A query that ends after its deadline (before the timer fired) is late too.
         let timed_out = timed_out || tokio::time::Instant::now() >= p.deadline.0;
         let result = match merged {
@@ -556,6 +558,7 @@ impl OverlayTask {
                 result: result.clone(),
                 requests,
                 elapsed,
+                first_valid: p.first_valid,
             });
         }
     }

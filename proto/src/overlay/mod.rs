@@ -8,4 +8,4 @@ mod rules;
 pub use record::{
     AorRecord, ContactBinding, NodeEntry, RECORD_VERSION, RecordError, SignedEntry, record_key,
 };
-pub use rules::{Limits, merge_for_read, merge_for_store, node_hex};
+pub use rules::{Limits, Validated, merge_for_read, merge_for_store, merge_validated, node_hex};

@@ -35,9 +35,50 @@ impl Default for Limits {
     }
 }
 
+/// A record [`AorRecord::validated`] checked for one key: readers keep these,
+/// so merging the answers of one lookup verifies each signature once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Validated(AorRecord);
+
+impl Validated {
+    /// The record.
+    pub fn record(&self) -> &AorRecord {
+        &self.0
+    }
+
+    /// The record, owned.
+    pub fn into_record(self) -> AorRecord {
+        self.0
+    }
+}
+
 impl AorRecord {
     /// Checks a record on its own: version, key, bounds and every signature.
     pub fn validate(&self, key: &[u8], now: u64, limits: &Limits) -> Result<(), RecordError> {
+        self.check(key, now, limits, |_| false)
+    }
+
+    /// [`AorRecord::validate`], keeping the proof in the type.
+    pub fn validated(
+        self,
+        key: &[u8],
+        now: u64,
+        limits: &Limits,
+    ) -> Result<Validated, RecordError> {
+        self.validate(key, now, limits)?;
+        Ok(Validated(self))
+    }
+
+    /// [`AorRecord::validate`], except that the signature of an entry
+    /// `verified` vouches for (a byte-identical copy of one this peer
+    /// verified before) is not checked again.
+    fn check(
+        &self,
+        key: &[u8],
+        now: u64,
+        limits: &Limits,
+        verified: impl Fn(&SignedEntry) -> bool,
+    ) -> Result<(), RecordError> {
         if self.version != RECORD_VERSION {
             return Err(RecordError::Version(self.version));
         }
@@ -70,7 +111,9 @@ impl AorRecord {
             if self.entries[..i].iter().any(|o| o.entry.node == n.node) {
                 return Err(RecordError::DuplicateNode);
             }
-            e.verify(&self.aor, &self.owner)?;
+            if !verified(e) {
+                e.verify(&self.aor, &self.owner)?;
+            }
         }
         Ok(())
     }
@@ -81,6 +124,12 @@ impl AorRecord {
 /// Refuses a different owner while the stored claim is unexpired (TOFU), and
 /// refuses a PUT that brings no entry newer than the stored one for its node.
 /// Entries past their expiry are dropped.
+///
+/// `stored` must be what this function returned before for `key` (the
+/// peer's own store): its bounds are checked again, its signatures are not,
+/// and an incoming entry identical to a stored one of the same owner needs
+/// no new verification (a re-replicated or retried PUT costs no signature
+/// check).
 pub fn merge_for_store(
     key: &[u8],
     stored: Option<&AorRecord>,
@@ -88,8 +137,12 @@ pub fn merge_for_store(
     now: u64,
     limits: &Limits,
 ) -> Result<AorRecord, RecordError> {
-    incoming.validate(key, now, limits)?;
-    let Some(stored) = stored.filter(|s| s.validate(key, now, limits).is_ok()) else {
+    let stored = stored.filter(|s| s.check(key, now, limits, |_| true).is_ok());
+    let known = |e: &SignedEntry| {
+        stored.is_some_and(|s| s.owner == incoming.owner && s.entries.contains(e))
+    };
+    incoming.check(key, now, limits, known)?;
+    let Some(stored) = stored else {
         return Ok(prune(incoming, now));
     };
     if stored.owner != incoming.owner {
@@ -156,10 +209,22 @@ pub fn merge_for_read<I>(
 where
     I: IntoIterator<Item = AorRecord>,
 {
-    let valid: Vec<AorRecord> = results
-        .into_iter()
-        .filter(|r| r.validate(key, now, limits).is_ok())
-        .collect();
+    merge_validated(
+        results
+            .into_iter()
+            .filter_map(|r| r.validated(key, now, limits).ok()),
+        pinned,
+        now,
+    )
+}
+
+/// [`merge_for_read`] over records validated already (one lookup's answers,
+/// each checked once as it arrived).
+pub fn merge_validated<I>(results: I, pinned: Option<[u8; 32]>, now: u64) -> Option<AorRecord>
+where
+    I: IntoIterator<Item = Validated>,
+{
+    let valid: Vec<AorRecord> = results.into_iter().map(Validated::into_record).collect();
     let owner = pinned.or_else(|| {
         let mut owners: Vec<([u8; 32], usize, u64)> = Vec::new();
         for r in &valid {
@@ -291,6 +356,11 @@ mod tests {
             merge_for_store(&k, Some(&honest), old, NOW, &l),
             Err(RecordError::StaleSeq { got: 5, stored: 5 })
         ));
+        // a forged copy of the stored entry is verified, not taken as known
+        assert!(matches!(
+            merge_for_store(&k, Some(&honest), forged.clone(), NOW, &l),
+            Err(RecordError::BadSignature(_))
+        ));
         // the identical signed entry again (a retried PUT, replication) is a no-op
         assert_eq!(
             merge_for_store(&k, Some(&honest), honest.clone(), NOW, &l).unwrap(),
@@ -317,7 +387,12 @@ mod tests {
         // on read, hostile results are ignored and the honest one resolves
         let got = merge_for_read(
             &k,
-            [forged, hijack.clone(), honest.clone(), honest.clone()],
+            [
+                forged.clone(),
+                hijack.clone(),
+                honest.clone(),
+                honest.clone(),
+            ],
             None,
             NOW,
             &l,
@@ -325,6 +400,10 @@ mod tests {
         .unwrap();
         assert_eq!(got.owner, honest.owner);
         assert_eq!(got.entries, honest.entries);
+        // answers validated on arrival merge the same way
+        let checked = [honest.clone(), honest.clone()].map(|r| r.validated(&k, NOW, &l).unwrap());
+        assert_eq!(merge_validated(checked, None, NOW), Some(got));
+        assert!(forged.clone().validated(&k, NOW, &l).is_err());
         // one honest and one hijacked answer: no answer rather than a guess
         assert_eq!(
             merge_for_read(&k, [hijack, honest.clone()], None, NOW, &l),
