@@ -28,10 +28,11 @@ print(f"DHT put/get, N={k['nodes']}, {k['keys']} keys, loopback; kadsip stores a
 print("get = until the lookup answers (kadsip: two agreeing valid records; OpenDHT: first value);")
 print("first = until the first valid (signature-checked) record, the same point OpenDHT's get is timed at")
 print(f"{'':10}{'put p50':>10}{'put p99':>10}{'get p50':>10}{'get p99':>10}{'first p50':>11}{'first p99':>11}{'found':>8}{'KB/node':>10}")
+ms = lambda x: '-' if x is None else x  # null: no lookup found a valid record
 for r in (k, o):
     first = r.get('get_first_ms', r['get_ms'])
-    print(f"{r['overlay']:10}{r['put_ms']['p50']:>10}{r['put_ms']['p99']:>10}{r['get_ms']['p50']:>10}"
-          f"{r['get_ms']['p99']:>10}{first['p50']:>11}{first['p99']:>11}{r['found']:>8}{r['rss_bytes_per_node'] // 1024:>10}")
+    print(f"{r['overlay']:10}{ms(r['put_ms']['p50']):>10}{ms(r['put_ms']['p99']):>10}{ms(r['get_ms']['p50']):>10}"
+          f"{ms(r['get_ms']['p99']):>10}{ms(first['p50']):>11}{ms(first['p99']):>11}{r['found']:>8}{r['rss_bytes_per_node'] // 1024:>10}")
 ratio = lambda a, b: a / b if a is not None and b else float('nan')
 print(f"ratio kadsip/OpenDHT: put p50 {ratio(k['put_ms']['p50'], o['put_ms']['p50']):.2f}x"
       f"  get p50 {ratio(k['get_ms']['p50'], o['get_ms']['p50']):.2f}x"
