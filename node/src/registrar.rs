@@ -57,8 +57,11 @@ pub struct Registrar {
     /// Serialises updates per AOR so concurrent REGISTERs do not race.
     locks: Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     addrs: Arc<Mutex<Vec<String>>>,
-    /// Unix second the registrations gauge was last recomputed (it scans
-    /// every local AOR, so REGISTER recomputes it at most once a second).
+    /// Latest contact expiry per local AOR, mirrored from sled on every
+    /// write so the registrations gauge never scans and decodes the store.
+    live: Mutex<std::collections::HashMap<String, u64>>,
+    /// Unix second the registrations gauge was last recomputed (REGISTER
+    /// recomputes it at most once a second).
     gauge_at: std::sync::atomic::AtomicU64,
 }
 
@@ -73,6 +76,12 @@ impl Registrar {
         nonce_secret: [u8; 32],
         addrs: Arc<Mutex<Vec<String>>>,
     ) -> Registrar {
+        let live = storage
+            .bindings
+            .all()
+            .filter_map(Result::ok)
+            .map(|(aor, s)| (aor, latest_expiry(&s)))
+            .collect();
         Registrar {
             cfg,
             storage,
@@ -83,6 +92,7 @@ impl Registrar {
             nc: Mutex::new(NcTracker::new(65_536)),
             locks: Mutex::new(std::collections::HashMap::new()),
             addrs,
+            live: Mutex::new(live),
             gauge_at: std::sync::atomic::AtomicU64::new(0),
         }
     }
@@ -275,10 +285,7 @@ impl Registrar {
         };
         let mut writes = Vec::new();
         if user_is_new {
-            writes.push((
-                self.storage.users.tree().clone(),
-                self.storage.users.batch(&new_user),
-            ));
+            writes.push(self.storage.users.write(&new_user));
         }
         state.bindings = bindings;
         let publish = changed || state.seq == 0;
@@ -286,13 +293,11 @@ impl Registrar {
             state.seq += 1;
             state.published_until = entry_expiry(&state, now);
         }
-        writes.push((
-            self.storage.bindings.tree().clone(),
-            self.storage.bindings.batch(aor.as_str(), &state),
-        ));
+        writes.push(self.storage.bindings.write(aor.as_str(), &state));
         if self.committer.commit(writes).await.is_err() {
             return Response::to_request(req, StatusCode::SERVER_INTERNAL_ERROR, Some(to_tag));
         }
+        self.note_live(aor.as_str(), &state);
         if publish {
             self.publish(&aor, &new_user, &state, now).await;
         }
@@ -306,14 +311,26 @@ impl Registrar {
         registrar::ok_response(req, &state.bindings, now, to_tag)
     }
 
+    /// Local AORs with an unexpired contact.
     fn live_aors(&self, now: u64) -> usize {
-        // Cheap enough for status; bounded by the number of local AORs.
-        self.storage
-            .bindings
-            .all()
-            .filter_map(Result::ok)
-            .filter(|(_, s)| s.bindings.iter().any(|b| b.expires > now))
-            .count()
+        // One pass over integers, bounded by the number of local AORs.
+        self.live
+            .lock()
+            .map(|m| m.values().filter(|&&e| e > now).count())
+            .unwrap_or(0)
+    }
+
+    /// Mirrors a committed state of `aor` into the live index.
+    fn note_live(&self, aor: &str, state: &AorState) {
+        if let Ok(mut m) = self.live.lock() {
+            let latest = latest_expiry(state);
+            match m.get_mut(aor) {
+                Some(e) => *e = latest,
+                None => {
+                    m.insert(aor.to_owned(), latest);
+                }
+            }
+        }
     }
 
     /// Signs and publishes this node's entry for `aor` (without waiting).
@@ -410,19 +427,22 @@ impl Registrar {
             }
             state.seq += 1;
             state.published_until = entry_expiry(&state, now);
-            let writes = vec![(
-                self.storage.bindings.tree().clone(),
-                self.storage.bindings.batch(aor.as_str(), &state),
-            )];
+            let writes = vec![self.storage.bindings.write(aor.as_str(), &state)];
             if self.committer.commit(writes).await.is_err() {
                 continue;
             }
+            self.note_live(aor.as_str(), &state);
             self.publish(&aor, &user, &state, now).await;
             n += 1;
         }
         self.metrics.registrations.set(self.live_aors(now) as i64);
         n
     }
+}
+
+/// The latest contact expiry in `state` (0 with no contacts).
+fn latest_expiry(state: &AorState) -> u64 {
+    state.bindings.iter().map(|b| b.expires).max().unwrap_or(0)
 }
 
 /// When the entry published for `state` expires.

@@ -1,7 +1,7 @@
 //! Local registrations per AOR: the bindings and the seq of the DHT entry
 //! last published for them.
 
-use super::{StorageError, decode, encode};
+use super::{StorageError, Write, decode, encode};
 use bincode::{Decode, Encode};
 use kadsip_proto::registrar::Binding;
 
@@ -27,11 +27,6 @@ impl Bindings {
         Bindings { tree }
     }
 
-    /// The tree, for group-commit batches.
-    pub fn tree(&self) -> &sled::Tree {
-        &self.tree
-    }
-
     /// The state of `aor`, empty when unknown.
     pub fn get(&self, aor: &str) -> Result<Option<AorState>, StorageError> {
         match self.tree.get(aor)? {
@@ -40,12 +35,13 @@ impl Bindings {
         }
     }
 
-    /// A batch writing `state` for `aor` (removing it when it has no bindings
-    /// and `keep_empty` is false).
-    pub fn batch(&self, aor: &str, state: &AorState) -> sled::Batch {
-        let mut b = sled::Batch::default();
-        b.insert(aor.as_bytes(), encode(state));
-        b
+    /// The group-commit write storing `state` for `aor`.
+    pub fn write(&self, aor: &str, state: &AorState) -> Write {
+        Write {
+            tree: self.tree.clone(),
+            key: aor.as_bytes().to_vec(),
+            value: encode(state),
+        }
     }
 
     /// Every AOR with its state.

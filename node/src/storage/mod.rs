@@ -8,7 +8,7 @@ pub mod records;
 mod users;
 
 pub use bindings::{AorState, Bindings};
-pub use commit::Committer;
+pub use commit::{Committer, Write};
 pub use records::SledRecordStore;
 pub use users::{User, Users};
 

@@ -1,7 +1,7 @@
 //! Accounts: per user the digest HA1 values (never the password) and the
 //! ed25519 key that owns the user's AOR in the overlay.
 
-use super::{StorageError, decode, encode};
+use super::{StorageError, Write, decode, encode};
 use bincode::{Decode, Encode};
 
 /// One account.
@@ -36,11 +36,6 @@ impl Users {
         Users { tree }
     }
 
-    /// The tree, for group-commit batches.
-    pub fn tree(&self) -> &sled::Tree {
-        &self.tree
-    }
-
     /// Looks a user up by canonical AOR.
     pub fn get(&self, aor: &str) -> Result<Option<User>, StorageError> {
         match self.tree.get(aor)? {
@@ -56,11 +51,13 @@ impl Users {
         Ok(())
     }
 
-    /// A batch storing `user` (for group commit).
-    pub fn batch(&self, user: &User) -> sled::Batch {
-        let mut b = sled::Batch::default();
-        b.insert(user.aor.as_bytes(), encode(user));
-        b
+    /// The group-commit write storing `user`.
+    pub fn write(&self, user: &User) -> Write {
+        Write {
+            tree: self.tree.clone(),
+            key: user.aor.as_bytes().to_vec(),
+            value: encode(user),
+        }
     }
 
     /// Removes a user; true when it existed.

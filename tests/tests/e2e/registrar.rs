@@ -237,6 +237,15 @@ async fn register_over_tcp() {
         .cloned()
         .unwrap();
     assert_eq!(reg["contacts"][0]["source"], format!("tcp:{local}"));
+    // The registrations gauge counts her (the node's only live AOR).
+    let metrics =
+        tokio::task::spawn_blocking(move || kadsip_node::client::get(http, "/metrics").unwrap())
+            .await
+            .unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "kadsip_registrations 1"),
+        "registrations gauge in /metrics"
+    );
 
     // A MESSAGE for tina reaches her over the connection she registered on.
     let alice = Ua::new(node).await;
