@@ -21,6 +21,10 @@ const MAX_INBOUND_PER_PEER: usize = 4;
 /// Most frames (or bytes) written with one flush.
 const BATCH_FRAMES: usize = 64;
 const BATCH_BYTES: usize = 256 * 1024;
+/// Streams one batch is tried on before it fails.
+const WRITE_ATTEMPTS: usize = 3;
+/// Pause before the last attempt.
+const LAST_ATTEMPT_PAUSE: Duration = Duration::from_millis(50);
 
 /// Link timing (shortened by tests).
 #[derive(Debug, Clone, Copy)]
@@ -291,8 +295,9 @@ struct WriterTask {
 
 impl WriterTask {
     /// Drains the queue into the stream in batches. A failed batch is sent
-    /// once more on a fresh stream (the receiving transactions absorb a
-    /// duplicate); if that fails too, it and everything queued fail.
+    /// again on a fresh stream, up to [`WRITE_ATTEMPTS`] times (the receiving
+    /// transactions absorb a duplicate); if every attempt fails, it and
+    /// everything queued fail.
     async fn run(mut self) {
         let mut stream: Option<Stream> = None;
         let mut buf = Vec::with_capacity(BATCH_BYTES);
@@ -311,7 +316,15 @@ impl WriterTask {
                 }
             }
             let mut result = Err(OverlayError::Stopped);
-            for _attempt in 0..2 {
+            for attempt in 0..WRITE_ATTEMPTS {
+                if attempt == WRITE_ATTEMPTS - 1 {
+                    // Two streams broke at once: typically both were on a
+                    // connection being closed (a duplicate from a
+                    // simultaneous dial, refused by the per-peer limit) that
+                    // the stream layer had not yet forgotten. Give the swarm
+                    // a moment to drop it, then use the one that stays.
+                    tokio::time::sleep(LAST_ATTEMPT_PAUSE).await;
+                }
                 let s = match stream.as_mut() {
                     Some(s) => s,
                     None => match self.open().await {
@@ -340,6 +353,9 @@ impl WriterTask {
                 stream = None;
             }
             let failed = result.is_err();
+            if let Err(e) = &result {
+                tracing::debug!(peer = %self.peer, frames = batch.len(), error = %e, "SIP frames to the peer failed");
+            }
             for reply in batch.drain(..).flatten() {
                 let _ = reply.send(result.clone());
             }

@@ -348,7 +348,7 @@ async fn forked_call_first_200_wins() {
         .send_to(&mobile.reply(&inv_mobile, 200, "m1"), from_mobile)
         .await;
     let ok = alice.expect_response("fork-1", "INVITE", 200, T).await;
-    assert_eq!(ok.status.as_u16(), 200);
+    assert_eq!(ok.status.as_u16(), 200, "{ok:?}");
     assert!(
         ok.headers.to().unwrap().unwrap().tag() == Some("m1"),
         "the mobile's 200 wins"
