@@ -192,7 +192,7 @@ pub async fn start_with(config: Config, opts: StartOptions) -> Result<Running, N
         }));
     }
 
-    let committer = Committer::start(storage.db().clone(), 4096);
+    let committer = Committer::start(&storage, 4096)?;
     let lookup = Arc::new(Lookup::new(
         storage.clone(),
         overlay.clone(),

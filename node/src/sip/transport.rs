@@ -215,10 +215,7 @@ pub async fn start(
             local: addr,
         });
     }
-    let udp = UdpSocket::bind(addr).await?;
-    let local = udp.local_addr()?;
-    // TCP on the same port as UDP (the port is known once UDP is bound).
-    let tcp = TcpListener::bind(local).await?;
+    let (udp, tcp, local) = bind_pair(addr).await?;
     let (udp_tx, udp_rx) = mpsc::channel(4096);
     let conns: ConnTable = Arc::default();
     tokio::spawn(udp_task(udp, udp_rx, core.clone(), stats.clone()));
@@ -230,6 +227,28 @@ pub async fn start(
         stats,
         local,
     })
+}
+
+/// Binds UDP and TCP on one port. With port 0 the UDP socket picks it; if
+/// that port is taken for TCP, another is tried (a bounded number of times).
+async fn bind_pair(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener, SocketAddr)> {
+    const EPHEMERAL_TRIES: usize = 16;
+    let mut tries = 0;
+    loop {
+        let udp = UdpSocket::bind(addr).await?;
+        let local = udp.local_addr()?;
+        match TcpListener::bind(local).await {
+            Ok(tcp) => return Ok((udp, tcp, local)),
+            Err(e)
+                if addr.port() == 0
+                    && e.kind() == std::io::ErrorKind::AddrInUse
+                    && tries < EPHEMERAL_TRIES =>
+            {
+                tries += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 async fn udp_task(
@@ -361,6 +380,30 @@ async fn tcp_conn(
                     break;
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn udp_and_tcp_share_the_chosen_port() {
+        let (udp, tcp, local) = bind_pair("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        assert_ne!(local.port(), 0);
+        assert_eq!(udp.local_addr().unwrap(), local);
+        assert_eq!(tcp.local_addr().unwrap(), local);
+    }
+
+    #[tokio::test]
+    async fn a_named_port_taken_for_tcp_is_an_error_not_another_port() {
+        let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = taken.local_addr().unwrap();
+        // Its UDP twin is usually free, so only the TCP bind fails.
+        match bind_pair(port).await {
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse),
+            Ok((_, _, local)) => panic!("bound {local} although {port} is taken for TCP"),
         }
     }
 }

@@ -6,6 +6,7 @@ mod bindings;
 mod commit;
 pub mod records;
 mod users;
+mod wal;
 
 pub use bindings::{AorState, Bindings};
 pub use commit::{Committer, Write};
@@ -51,6 +52,8 @@ pub enum StorageError {
 #[derive(Clone)]
 pub struct Storage {
     db: sled::Db,
+    /// The commit log next to the database.
+    wal_path: PathBuf,
     /// Local users (accounts).
     pub users: Users,
     /// Local bindings per AOR.
@@ -77,7 +80,10 @@ impl Storage {
                 path: path.clone(),
                 source,
             })?;
+        let wal_path = dir.join("commit.wal");
+        recover(&db, &wal_path)?;
         Ok(Storage {
+            wal_path,
             users: Users::new(db.open_tree("users")?),
             bindings: Bindings::new(db.open_tree("bindings")?),
             meta: db.open_tree("meta")?,
@@ -89,6 +95,11 @@ impl Storage {
     /// The database handle (for the group-commit writer and flushes).
     pub fn db(&self) -> &sled::Db {
         &self.db
+    }
+
+    /// The commit log's path (see [`Committer`]).
+    pub fn wal_path(&self) -> &Path {
+        &self.wal_path
     }
 
     /// A 32-byte secret stored under `name`, created from OS randomness on first use.
@@ -108,6 +119,20 @@ impl Storage {
         self.db.flush()?;
         Ok(s)
     }
+}
+
+/// Applies every acknowledged write still in the commit log at `path` to
+/// sled, flushes sled, and returns the log emptied and ready for appends.
+pub(crate) fn recover(db: &sled::Db, path: &Path) -> Result<wal::Wal, StorageError> {
+    let entries = wal::Wal::replay(path)?;
+    if !entries.is_empty() {
+        for e in &entries {
+            db.open_tree(&e.tree)?.insert(&e.key[..], &e.value[..])?;
+        }
+        db.flush()?;
+        tracing::info!(writes = entries.len(), log = %path.display(), "commit log replayed into the database");
+    }
+    wal::Wal::create(path)
 }
 
 /// bincode 2 with the standard configuration, for stored values.
