@@ -333,16 +333,17 @@ impl Registrar {
         }
     }
 
-    /// Signs and publishes this node's entry for `aor` (without waiting).
+    /// Signs and publishes this node's entry for `aor` (without waiting:
+    /// the key derivation and signature run in the spawned task too, off
+    /// the path of the 200).
     pub async fn publish(&self, aor: &Aor, user: &User, state: &AorState, now: u64) {
-        let key = SigningKey::from_bytes(&user.signing_key);
         let entry = entry_for(self.overlay.peer_id().to_bytes(), self.addrs(), state, now);
-        let rec = AorRecord::new(aor, &key, entry);
-        let (overlay, aor) = (self.overlay.clone(), aor.clone());
-        let (key, value) = (record_key(&aor).to_vec(), rec.encode());
+        let (overlay, aor, secret) = (self.overlay.clone(), aor.clone(), user.signing_key);
         // A publication that reached too few peers (a burst, a partition) is
         // retried with backoff instead of waiting for the next republish.
         tokio::spawn(async move {
+            let rec = AorRecord::new(&aor, &SigningKey::from_bytes(&secret), entry);
+            let (key, value) = (record_key(&aor).to_vec(), rec.encode());
             let mut backoff = PUBLISH_RETRY;
             for attempt in 0..=PUBLISH_RETRIES {
                 match overlay.publish(key.clone(), value.clone()).await {

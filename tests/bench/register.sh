@@ -117,4 +117,4 @@ printf '%-22s %12s %12s %10s\n' "refresh: p99 ms" "$L_kadsip_R99" "$L_kamailio_R
 echo "max rates are the highest step of ${RATES[*]} /s (each ${STEP_SECS} s) with zero failures;"
 echo "latency is REGISTER→200 at $LAT_RATE/s from a tshark capture."
 echo "OpenDHT put p50 at N=$NODES: $ODHT_PUT ms; kadsip first-registration p50 / OpenDHT put p50: $(ratio "$L_kadsip_F50" "$ODHT_PUT")"
-echo "(a kadsip 200 is sent once the binding is durable in sled; the DHT publication follows it)"
+echo "(a kadsip 200 is sent once the binding is on disk (commit log, fdatasync); the DHT publication follows it)"
