@@ -73,12 +73,13 @@ impl RateEstimate {
 }
 
 impl Committer {
-    /// Starts the writer for `storage` with room for `queue` waiting
-    /// requests (replaying any commit log left by a previous run first).
+    /// Starts the writer for `storage` (whose commit log was replayed when
+    /// it was opened) with room for `queue` waiting requests. A database has
+    /// one writer: a second start fails with [`StorageError::WriterTaken`].
     pub fn start(storage: &Storage, queue: usize) -> Result<Committer, StorageError> {
         let db = storage.db().clone();
         let path = storage.wal_path().to_owned();
-        let wal = super::recover(&db, &path)?;
+        let wal = storage.take_wal().ok_or(StorageError::WriterTaken)?;
         let (tx, rx) = mpsc::channel::<Job>(queue);
         std::thread::Builder::new()
             .name("kadsip-commit".into())
@@ -219,6 +220,17 @@ mod tests {
         drop((c, tree, storage));
         let s = reopen(dir.path());
         assert_eq!(s.meta.len(), 200);
+    }
+
+    #[test]
+    fn a_database_has_one_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let _first = Committer::start(&storage, 4).unwrap();
+        assert!(matches!(
+            Committer::start(&storage.clone(), 4),
+            Err(StorageError::WriterTaken)
+        ));
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub enum StorageError {
     /// The group-commit writer is gone (the node is shutting down).
     #[error("storage writer stopped")]
     WriterStopped,
+    /// The database already has its group-commit writer.
+    #[error("the database already has a writer (one node per data dir)")]
+    WriterTaken,
     /// A file next to the database could not be read or written.
     #[error("{path}: {source}")]
     Io {
@@ -54,6 +57,9 @@ pub struct Storage {
     db: sled::Db,
     /// The commit log next to the database.
     wal_path: PathBuf,
+    /// The opened, replayed log, until the [`Committer`] takes it (one
+    /// writer per database).
+    wal: std::sync::Arc<std::sync::Mutex<Option<wal::Wal>>>,
     /// Local users (accounts).
     pub users: Users,
     /// Local bindings per AOR.
@@ -81,9 +87,10 @@ impl Storage {
                 source,
             })?;
         let wal_path = dir.join("commit.wal");
-        recover(&db, &wal_path)?;
+        let wal = recover(&db, &wal_path)?;
         Ok(Storage {
             wal_path,
+            wal: std::sync::Arc::new(std::sync::Mutex::new(Some(wal))),
             users: Users::new(db.open_tree("users")?),
             bindings: Bindings::new(db.open_tree("bindings")?),
             meta: db.open_tree("meta")?,
@@ -100,6 +107,11 @@ impl Storage {
     /// The commit log's path (see [`Committer`]).
     pub fn wal_path(&self) -> &Path {
         &self.wal_path
+    }
+
+    /// The commit log, replayed at open; `None` once a writer took it.
+    pub(crate) fn take_wal(&self) -> Option<wal::Wal> {
+        self.wal.lock().ok()?.take()
     }
 
     /// A 32-byte secret stored under `name`, created from OS randomness on first use.
@@ -123,7 +135,7 @@ impl Storage {
 
 /// Applies every acknowledged write still in the commit log at `path` to
 /// sled, flushes sled, and returns the log emptied and ready for appends.
-pub(crate) fn recover(db: &sled::Db, path: &Path) -> Result<wal::Wal, StorageError> {
+fn recover(db: &sled::Db, path: &Path) -> Result<wal::Wal, StorageError> {
     let entries = wal::Wal::replay(path)?;
     if !entries.is_empty() {
         for e in &entries {
