@@ -77,6 +77,9 @@ pub struct NodeArgs {
     /// How long a positive lookup answer is reused [default: 10s; 0s disables the cache].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub lookup_cache_ttl: Option<Duration>,
+    /// Most AORs kept in the positive lookup cache [default: 8192; 0 disables it].
+    #[arg(long, value_name = "N")]
+    pub lookup_cache_size: Option<usize>,
     /// Timer C: how long a proxied INVITE waits for a final response [default: 180s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timer_c: Option<Duration>,
@@ -130,6 +133,9 @@ impl NodeArgs {
         }
         if let Some(t) = self.lookup_cache_ttl {
             c.lookup_cache_ttl = t;
+        }
+        if let Some(n) = self.lookup_cache_size {
+            c.lookup_cache_size = n;
         }
         if let Some(t) = self.timer_c {
             c.timer_c = t;

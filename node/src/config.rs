@@ -37,6 +37,9 @@ pub enum ConfigError {
     },
 }
 
+/// Largest lookup cache allowed (entries).
+pub const MAX_LOOKUP_CACHE: usize = 1 << 20;
+
 /// Everything a node needs to run.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -67,6 +70,8 @@ pub struct Config {
     /// How long a positive lookup answer is reused, e.g. `"10s"` (`"0s"`: never).
     #[serde(with = "duration_str")]
     pub lookup_cache_ttl: Duration,
+    /// Most AORs kept in the positive lookup cache (0: off).
+    pub lookup_cache_size: usize,
     /// Timer C: how long a proxied INVITE may wait for a final response.
     #[serde(with = "duration_str")]
     pub timer_c: Duration,
@@ -118,6 +123,7 @@ impl Default for Config {
             mdns: true,
             lookup_timeout: Duration::from_secs(5),
             lookup_cache_ttl: Duration::from_secs(10),
+            lookup_cache_size: 8192,
             timer_c: Duration::from_secs(180),
             replicas: 20,
             registrar: RegistrarConfig::default(),
@@ -202,6 +208,15 @@ impl Config {
             return Err(ConfigError::Invalid {
                 field: "lookup_timeout",
                 problem: "must be between 1ms and 120s".into(),
+            });
+        }
+        if self.lookup_cache_size > MAX_LOOKUP_CACHE {
+            return Err(ConfigError::Invalid {
+                field: "lookup_cache_size",
+                problem: format!(
+                    "{} is too large; use at most {MAX_LOOKUP_CACHE} (about 1 KB each)",
+                    self.lookup_cache_size
+                ),
             });
         }
         if !(1..=20).contains(&self.replicas) {
@@ -328,6 +343,12 @@ mod tests {
         };
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("replicas") && e.contains("1 to 20"), "{e}");
+        let c = Config {
+            lookup_cache_size: MAX_LOOKUP_CACHE + 1,
+            ..Config::default()
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("lookup_cache_size"), "{e}");
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert!(parse_duration("5 parsecs").is_err());
     }

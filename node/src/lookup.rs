@@ -56,10 +56,12 @@ pub struct Resolved {
     pub cached: bool,
 }
 
-/// Bounded FIFO cache of recent positive DHT answers.
+/// Bounded FIFO cache of recent positive DHT answers. `order` holds one
+/// entry per put (key and put time); a key's map entry goes when its latest
+/// put leaves the queue, so neither grows past `cap`.
 struct Cache {
     map: HashMap<String, (Instant, AorRecord)>,
-    order: VecDeque<String>,
+    order: VecDeque<(String, Instant)>,
     cap: usize,
     ttl: Duration,
 }
@@ -80,15 +82,14 @@ impl Cache {
         if self.cap == 0 {
             return;
         }
-        if self.map.insert(aor.clone(), (now, rec)).is_none() {
-            self.order.push_back(aor);
-            while self.map.len() > self.cap {
-                match self.order.pop_front() {
-                    Some(old) => {
-                        self.map.remove(&old);
-                    }
-                    None => break,
-                }
+        self.map.insert(aor.clone(), (now, rec));
+        self.order.push_back((aor, now));
+        while self.order.len() > self.cap {
+            let Some((old, at)) = self.order.pop_front() else {
+                break;
+            };
+            if self.map.get(&old).is_some_and(|(t, _)| *t == at) {
+                self.map.remove(&old);
             }
         }
     }
@@ -165,26 +166,31 @@ impl Lookup {
         self.pins.lock().ok()?.get(aor.as_str()).copied()
     }
 
-    /// Resolves `aor`.
-    pub async fn resolve(&self, aor: &Aor) -> Resolved {
+    /// Counts one answered lookup in the metrics and wraps it.
+    fn done(&self, started: Instant, outcome: Outcome, requests: u32, cached: bool) -> Resolved {
+        let latency = started.elapsed();
+        self.metrics
+            .lookups
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.name(),
+            })
+            .inc();
+        self.metrics.lookup_latency.observe(latency.as_secs_f64());
+        Resolved {
+            outcome,
+            latency,
+            requests,
+            cached,
+        }
+    }
+
+    /// Resolves `aor` without waiting, when it can: from this node's own
+    /// registrations or the positive cache. `None` means a DHT query is
+    /// needed ([`Lookup::resolve`]). Lets the proxy forward a warm call in
+    /// the task that received it.
+    pub fn resolve_now(&self, aor: &Aor) -> Option<Resolved> {
         let started = Instant::now();
         let now = unix_now();
-        let done = |outcome: Outcome, requests: u32, cached: bool| {
-            let latency = started.elapsed();
-            self.metrics
-                .lookups
-                .get_or_create(&OutcomeLabel {
-                    outcome: outcome.name(),
-                })
-                .inc();
-            self.metrics.lookup_latency.observe(latency.as_secs_f64());
-            Resolved {
-                outcome,
-                latency,
-                requests,
-                cached,
-            }
-        };
         if let Ok(Some(state)) = self.storage.bindings.get(aor.as_str()) {
             let live: Vec<Binding> = state
                 .bindings
@@ -192,19 +198,29 @@ impl Lookup {
                 .filter(|b| b.expires > now)
                 .collect();
             if !live.is_empty() {
-                return done(Outcome::Local(live), 0, false);
+                return Some(self.done(started, Outcome::Local(live), 0, false));
             }
         }
         let cached = self
             .cache
             .lock()
             .ok()
-            .and_then(|mut c| c.get(aor.as_str(), started));
-        if let Some(rec) = cached {
-            if rec.has_live_contact(now) {
-                return done(Outcome::Found(rec), 0, true);
-            }
+            .and_then(|mut c| c.get(aor.as_str(), started))?;
+        cached
+            .has_live_contact(now)
+            .then(|| self.done(started, Outcome::Found(cached), 0, true))
+    }
+
+    /// Resolves `aor`: [`Lookup::resolve_now`], else a DHT query.
+    pub async fn resolve(&self, aor: &Aor) -> Resolved {
+        if let Some(r) = self.resolve_now(aor) {
+            return r;
         }
+        let started = Instant::now();
+        let now = unix_now();
+        let done = |outcome: Outcome, requests: u32, cached: bool| {
+            self.done(started, outcome, requests, cached)
+        };
         let key = record_key(aor).to_vec();
         let reply = match self.overlay.lookup(key, self.pinned(aor)).await {
             Ok(r) => r,
@@ -231,5 +247,68 @@ impl Lookup {
             DhtLookup::NoPeers => Outcome::NoPeers,
         };
         done(outcome, reply.requests, false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(aor: &str) -> AorRecord {
+        AorRecord {
+            version: kadsip_proto::overlay::RECORD_VERSION,
+            aor: aor.into(),
+            owner: [0; 32],
+            entries: Vec::new(),
+        }
+    }
+
+    fn cache(cap: usize, ttl: Duration) -> Cache {
+        Cache {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            cap,
+            ttl,
+        }
+    }
+
+    #[test]
+    fn cache_keeps_at_most_cap_entries_dropping_the_oldest() {
+        let (t0, mut c) = (Instant::now(), cache(3, Duration::from_secs(60)));
+        for i in 0..5 {
+            c.put(format!("sip:u{i}@x"), rec(&format!("sip:u{i}@x")), t0);
+        }
+        assert_eq!(c.map.len(), 3);
+        assert!(c.get("sip:u0@x", t0).is_none() && c.get("sip:u1@x", t0).is_none());
+        assert_eq!(
+            c.get("sip:u4@x", t0).map(|r| r.aor),
+            Some("sip:u4@x".into())
+        );
+        // re-putting one AOR, or AORs that expired, never grows either past the cap
+        for i in 0..100u64 {
+            let t = t0 + Duration::from_millis(i);
+            c.put("sip:u4@x".into(), rec("sip:u4@x"), t);
+            c.put(format!("sip:e{i}@x"), rec("sip:e@x"), t);
+            c.remove(&format!("sip:e{i}@x"));
+        }
+        assert!(
+            c.order.len() <= 3 && c.map.len() <= 3,
+            "{} {}",
+            c.order.len(),
+            c.map.len()
+        );
+        assert!(c.get("sip:u4@x", t0 + Duration::from_millis(100)).is_some());
+    }
+
+    #[test]
+    fn cache_entries_expire_after_ttl_and_size_zero_is_off() {
+        let (t0, mut c) = (Instant::now(), cache(8, Duration::from_secs(2)));
+        c.put("sip:a@x".into(), rec("sip:a@x"), t0);
+        assert!(c.get("sip:a@x", t0 + Duration::from_secs(1)).is_some());
+        assert!(c.get("sip:a@x", t0 + Duration::from_secs(2)).is_none());
+        assert!(c.map.is_empty());
+        let mut off = cache(0, Duration::from_secs(60));
+        off.put("sip:a@x".into(), rec("sip:a@x"), t0);
+        assert!(off.get("sip:a@x", t0).is_none());
     }
 }

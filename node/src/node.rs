@@ -197,7 +197,7 @@ pub async fn start_with(config: Config, opts: StartOptions) -> Result<Running, N
         storage.clone(),
         overlay.clone(),
         metrics.clone(),
-        1024,
+        config.lookup_cache_size,
         config.lookup_cache_ttl,
     ));
     let registrar = Arc::new(Registrar::new(

@@ -63,6 +63,14 @@ step() {
 # measure TARGET LABEL: sets R_<LABEL>_{FIRST,REFRESH} max rates and latencies
 measure() {
     local target="$1" label="$2" rate first=0 max_first=0 max_refresh=0 pool=0
+    # Latency first, at a fixed sustainable rate on the fresh server (after
+    # the overload steps below, a node would still be working off their
+    # publications), from a capture on the SIPp port.
+    local pcap="$BENCH_TMP/$label.pcap"
+    capture_start "$pcap" "$SIPP_PORT"
+    step "$target" "$label-latfirst" "$LAT_RATE" "${label}lat" 0 1 || true
+    step "$target" "$label-latrefresh" "$LAT_RATE" "${label}lat" 0 2 || true
+    capture_stop
     # First registrations: fresh users at each step.
     for rate in "${RATES[@]}"; do
         local ok=0
@@ -77,12 +85,6 @@ measure() {
     for rate in "${RATES[@]}"; do
         if step "$target" "$label-refresh" "$rate" "${label}u" 0 2 "$pool"; then max_refresh=$rate; else break; fi
     done
-    # Latency at a fixed, sustainable rate, from a capture on the SIPp port.
-    local pcap="$BENCH_TMP/$label.pcap" lat_first lat_refresh
-    capture_start "$pcap" "$SIPP_PORT"
-    step "$target" "$label-latfirst" "$LAT_RATE" "${label}lat" 0 1 || true
-    step "$target" "$label-latrefresh" "$LAT_RATE" "${label}lat" 0 2 || true
-    capture_stop
     # Split the capture by CSeq: 1 = first registration, 2 = refresh.
     read -r f50 f99 _ _ < <(latency "$pcap" REGISTER 'sip.CSeq.seq == 1')
     read -r r50 r99 _ _ < <(latency "$pcap" REGISTER 'sip.CSeq.seq == 2')

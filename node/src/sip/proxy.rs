@@ -16,6 +16,7 @@ use libp2p::{Multiaddr, PeerId};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Instant;
+use tokio::sync::mpsc;
 
 /// One request being proxied.
 pub(super) struct ProxyCtx {
@@ -128,24 +129,21 @@ impl Core {
             self.on_resolved(id, r);
             return;
         }
-        let (lookup, events) = (self.lookup.clone(), self.events.clone());
         let trace = self
             .cfg
             .trace
             .clone()
             .map(|t| (t, req.headers.call_id().unwrap_or_default().to_string()));
+        // Registered here or cached: forward now, in this task.
+        if let Some(r) = self.lookup.resolve_now(&aor) {
+            report_lookup(trace, &aor, &r);
+            self.on_resolved(id, r);
+            return;
+        }
+        let (lookup, events) = (self.lookup.clone(), self.events.clone());
         tokio::spawn(async move {
             let r = lookup.resolve(&aor).await;
-            if let Some((t, call_id)) = trace {
-                let _ = t.try_send(LookupTrace {
-                    call_id,
-                    aor: aor.to_string(),
-                    outcome: r.outcome.name(),
-                    latency: r.latency,
-                    requests: r.requests,
-                    cached: r.cached,
-                });
-            }
+            report_lookup(trace, &aor, &r);
             let _ = events.send(CoreEvent::Resolved(id, r)).await;
         });
     }
@@ -757,6 +755,20 @@ impl Core {
 }
 
 /// Addresses a Contact behind NAT would carry.
+/// Tells the simulator (when it listens) how a proxied request's lookup went.
+fn report_lookup(trace: Option<(mpsc::Sender<LookupTrace>, String)>, aor: &Aor, r: &Resolved) {
+    if let Some((t, call_id)) = trace {
+        let _ = t.try_send(LookupTrace {
+            call_id,
+            aor: aor.to_string(),
+            outcome: r.outcome.name(),
+            latency: r.latency,
+            requests: r.requests,
+            cached: r.cached,
+        });
+    }
+}
+
 fn is_private(ip: std::net::IpAddr) -> bool {
     match ip {
         std::net::IpAddr::V4(v4) => {

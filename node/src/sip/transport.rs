@@ -1,7 +1,8 @@
-//! SIP over UDP and TCP. One task owns the UDP socket; each TCP connection
+//! SIP over UDP and TCP. One task reads the UDP socket; each TCP connection
 //! has its own task. Both parse what arrives (stream framing for TCP) and
 //! hand messages to the SIP core through a bounded channel; the core answers
-//! through [`Transports::send`].
+//! through [`Transports::send`], which puts a datagram on the socket at once
+//! (no task hand-off on the call path) and queues it only when the socket is full.
 
 use bytes::Bytes;
 use kadsip_proto::Message;
@@ -90,6 +91,8 @@ pub enum Inbound {
 #[derive(Clone)]
 pub struct Transports {
     udp: mpsc::Sender<(Bytes, SocketAddr)>,
+    /// The UDP socket, for sends that need not wait (none without sockets).
+    udp_sock: Option<Arc<UdpSocket>>,
     tcp: ConnTable,
     core: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
@@ -111,7 +114,7 @@ impl Transports {
     /// (overlay peers are reached through the overlay, not here).
     pub fn send(&self, to: &Source, bytes: Bytes) -> bool {
         match to {
-            Source::Udp(a) => self.udp.try_send((bytes, *a)).is_ok(),
+            Source::Udp(a) => self.send_udp(*a, bytes),
             Source::Tcp { conn, .. } => {
                 let tx = self
                     .tcp
@@ -134,6 +137,20 @@ impl Transports {
 
     /// Sends a datagram to `addr`.
     pub fn send_udp(&self, addr: SocketAddr, bytes: Bytes) -> bool {
+        // Straight onto the socket unless datagrams already wait in the
+        // queue (they go first: no reordering) or the socket buffer is full.
+        if let Some(sock) = &self.udp_sock {
+            if self.udp.capacity() == self.udp.max_capacity() {
+                match sock.try_send_to(&bytes, addr) {
+                    Ok(_) => return true,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        tracing::debug!(to = %addr, error = %e, "udp send failed");
+                        return true;
+                    }
+                }
+            }
+        }
         self.udp.try_send((bytes, addr)).is_ok()
     }
 
@@ -209,6 +226,7 @@ pub async fn start(
         let (udp, _) = mpsc::channel(1);
         return Ok(Transports {
             udp,
+            udp_sock: None,
             tcp: Arc::default(),
             core,
             stats,
@@ -216,12 +234,14 @@ pub async fn start(
         });
     }
     let (udp, tcp, local) = bind_pair(addr).await?;
+    let udp = Arc::new(udp);
     let (udp_tx, udp_rx) = mpsc::channel(4096);
     let conns: ConnTable = Arc::default();
-    tokio::spawn(udp_task(udp, udp_rx, core.clone(), stats.clone()));
+    tokio::spawn(udp_task(udp.clone(), udp_rx, core.clone(), stats.clone()));
     tokio::spawn(tcp_accept(tcp, conns.clone(), core.clone(), stats.clone()));
     Ok(Transports {
         udp: udp_tx,
+        udp_sock: Some(udp),
         tcp: conns,
         core,
         stats,
@@ -252,7 +272,7 @@ async fn bind_pair(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener,
 }
 
 async fn udp_task(
-    sock: UdpSocket,
+    sock: Arc<UdpSocket>,
     mut out: mpsc::Receiver<(Bytes, SocketAddr)>,
     core: mpsc::Sender<Inbound>,
     stats: Arc<TransportStats>,
