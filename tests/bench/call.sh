@@ -28,6 +28,7 @@ if [ "$BENCH_QUICK" = 1 ]; then
     COLD_BUDGET=2400   # callees registered for cold calls
     WARM_SET=500       # callees called warm (cycled)
     LAT_MAX=1500       # calls in a latency run
+    SUSTAIN_SECS=${BENCH_SUSTAIN_SECS:-0}
 else
     RATES=(100 200 400 700 1000 1500 2000 2500 3000 4000 5000)
     STEP_SECS=3
@@ -35,6 +36,7 @@ else
     COLD_BUDGET=7500
     WARM_SET=2000
     LAT_MAX=4000
+    SUSTAIN_SECS=${BENCH_SUSTAIN_SECS:-60}
 fi
 NODES=5
 UAC_SCEN="$REPO_DIR/tests/sipp/uac_call.xml"
@@ -232,6 +234,16 @@ latency_calls kadsip "$A" cold 100 "$WARM_SET" "0-$WARM_SET"   # first call to e
 step_rates kadsip "$A" warm "warm:0-$WARM_SET"
 r="$(half "$R_kadsip_warm_max")"
 latency_calls kadsip "$A" warm "$r" "$(lat_n "$r")" "0-$WARM_SET"
+# sustained: the latency run's rate held for SUSTAIN_SECS (transactions
+# linger 64*T1 = 32 s after a call, so a short step does not show whether
+# a rate can be held)
+sustain() {
+    local target="$1" addr="$2" rate="$3"
+    [ "$SUSTAIN_SECS" -gt 0 ] || return 0
+    calls "$target" "$addr" held "$rate" $((rate * SUSTAIN_SECS)) "0-$WARM_SET" || true
+    eval "R_${target}_held=\"$rate/s: $SIPP_OK ok, $SIPP_FAILED failed\""
+}
+sustain kadsip "$A" "$r"
 KADSIP_LOOKUPS="$(curl -fsS "http://${NODE_HTTP[1]}/metrics" | grep -E '^kadsip_lookups_total' | tr '\n' ' ')"
 stop_uas
 stop_overlay
@@ -249,6 +261,7 @@ step_rates kamailio "127.0.0.1:$KAM_PORT" call "warm:0-$WARM_SET"
 r="$(half "$R_kamailio_call_max")"
 [ "$R_kadsip_warm_lrate" -lt "$r" ] && r="$R_kadsip_warm_lrate"
 latency_calls kamailio "127.0.0.1:$KAM_PORT" call "$r" "$(lat_n "$r")" "0-$WARM_SET"
+sustain kamailio "127.0.0.1:$KAM_PORT" "$r"
 stop_uas
 stop_kamailio
 
@@ -269,6 +282,9 @@ printf '%-26s %14s %14s %14s %12s %12s\n' "p50 INVITE->200" "$R_kadsip_warm_p50 
 printf '%-26s %14s %14s %14s %12s %12s\n' "p99 INVITE->200" "$R_kadsip_warm_p99 ms" "$R_kadsip_cold_p99 ms" "$K99 ms" \
     "$(ratio "$R_kadsip_warm_p99" "$K99")" "$(ratio "$R_kadsip_cold_p99" "$K99")"
 printf '%-26s %14s %14s %14s\n' "  (latency run rate)" "$R_kadsip_warm_lrate/s" "$R_kadsip_cold_lrate/s" "$R_kamailio_call_lrate/s"
+if [ "$SUSTAIN_SECS" -gt 0 ]; then
+    echo "held ${SUSTAIN_SECS} s (warm): kadsip ${R_kadsip_held:-?}; Kamailio ${R_kamailio_held:-?}"
+fi
 echo
 echo "cold = first call to each callee (node 1 resolves it through the DHT); the cold max rate uses fresh callees per step (budget $COLD_BUDGET)."
 echo "warm = callees called before, within --lookup-cache-ttl 600s."

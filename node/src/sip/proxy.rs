@@ -409,6 +409,10 @@ impl Core {
         if let Err(e) = self.table.respond(id, r, Instant::now()) {
             tracing::debug!(error = %e, "response after the server transaction ended");
         }
+        if let Some(ctx) = self.contexts.get_mut(&id) {
+            ctx.answered = true;
+        }
+        self.maybe_drop(id);
     }
 
     /// A transaction event: client responses go through the proxy logic.
@@ -438,12 +442,24 @@ impl Core {
         }
     }
 
+    /// Forgets a request's proxy state once nothing needs it: it is answered
+    /// and no branch still waits for a final response (the transactions
+    /// that linger for retransmissions — up to 64*T1 — carry on without it:
+    /// a 2xx retransmission passes through by its branch), or its server
+    /// transaction ended with no branch left.
     fn maybe_drop(&mut self, server: TxId) {
-        let alive = self
-            .contexts
-            .get(&server)
-            .is_some_and(|c| c.branches.iter().any(|b| self.branch_of.contains_key(b)));
-        if !alive && self.table.state(server).is_none() {
+        let Some(ctx) = self.contexts.get(&server) else {
+            return;
+        };
+        let pending = ctx.branches.iter().any(|b| {
+            matches!(
+                self.table.state(*b),
+                Some(State::Calling | State::Trying | State::Proceeding)
+            )
+        });
+        let alive = ctx.branches.iter().any(|b| self.branch_of.contains_key(b));
+        let done = (ctx.answered && !pending) || (!alive && self.table.state(server).is_none());
+        if done {
             if let Some(ctx) = self.contexts.remove(&server) {
                 if let Some(at) = ctx.timer_c {
                     self.timer_c.remove(&(at, server));
@@ -483,8 +499,10 @@ impl Core {
                 ctx.answered = true;
             }
             if first {
-                self.answer(server, resp);
+                // Cancel the other branches before the answer may let the
+                // request's state go.
                 self.cancel_pending(server, Some(client));
+                self.answer(server, resp);
             } else {
                 // 2xx retransmissions and other branches' 2xx pass through.
                 let _ = self.table.respond(server, resp, Instant::now());
@@ -492,6 +510,7 @@ impl Core {
             return;
         }
         self.on_branch_final(client, Some(resp), None);
+        self.maybe_drop(server);
     }
 
     /// Gives a response going upstream exactly the Vias of the request we
@@ -754,7 +773,6 @@ impl Core {
     }
 }
 
-/// Addresses a Contact behind NAT would carry.
 /// Tells the simulator (when it listens) how a proxied request's lookup went.
 fn report_lookup(trace: Option<(mpsc::Sender<LookupTrace>, String)>, aor: &Aor, r: &Resolved) {
     if let Some((t, call_id)) = trace {
@@ -769,6 +787,7 @@ fn report_lookup(trace: Option<(mpsc::Sender<LookupTrace>, String)>, aor: &Aor, 
     }
 }
 
+/// Addresses a Contact behind NAT would carry.
 fn is_private(ip: std::net::IpAddr) -> bool {
     match ip {
         std::net::IpAddr::V4(v4) => {

@@ -153,7 +153,19 @@ impl Tx {
         tx
     }
 
-    /// The request that started the transaction.
+    /// Drops what an RFC 6026 Accepted transaction no longer uses: it only
+    /// passes 2xx responses (and, server side, ACKs) through until Timer
+    /// L/M, so the request is cut down to its method and Request-URI and
+    /// the last response is forgotten.
+    pub(crate) fn hollow(&mut self) {
+        debug_assert_eq!(self.state, State::Accepted);
+        self.request = Request::new(self.request.method.clone(), self.request.uri.clone());
+        self.last_response = None;
+        self.ack = None;
+    }
+
+    /// The request that started the transaction (an Accepted one keeps only
+    /// its method and Request-URI).
     pub fn request(&self) -> &Request {
         &self.request
     }

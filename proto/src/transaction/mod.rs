@@ -12,7 +12,7 @@ pub use machine::{Kind, State, Timer};
 use crate::message::{Message, Request, Response};
 use crate::method::Method;
 use machine::Tx;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 /// Timer base values (RFC 3261 §17.1.1.1, Table 4).
@@ -107,7 +107,11 @@ pub enum TransactionError {
 /// (64·T1) only absorbing retransmissions; it then keeps just its key and
 /// final response, outside the `cap` of working transactions, in a FIFO of
 /// its own bound (the oldest ends early when full), so a registrar's
-/// throughput is not capped at `cap / 64·T1`.
+/// throughput is not capped at `cap / 64·T1`. Likewise an INVITE transaction
+/// in the RFC 6026 Accepted state (64·T1 passing 2xx retransmissions) is
+/// hollowed out and counted outside `cap`, in a FIFO bounded at four times
+/// `cap`: a proxy's sustained call rate is not capped at `cap / 64·T1`
+/// either.
 #[derive(Debug)]
 pub struct Transactions {
     cfg: Config,
@@ -119,6 +123,10 @@ pub struct Transactions {
     /// Their Timer J deadlines, in order (all run for the same 64·T1).
     absorb_fifo: VecDeque<(Instant, TxId)>,
     absorb_cap: usize,
+    /// INVITE transactions in the Accepted state (in `txs`, not counted
+    /// against `cap`), and the order they entered it.
+    accepted: HashSet<TxId>,
+    accepted_fifo: VecDeque<TxId>,
     by_key: HashMap<TransactionKey, TxId>,
     deadlines: BTreeSet<(Instant, TxId)>,
     scheduled: HashMap<TxId, Instant>,
@@ -138,6 +146,8 @@ impl Transactions {
             absorbing: HashMap::new(),
             absorb_fifo: VecDeque::new(),
             absorb_cap: cap.saturating_mul(4).max(1),
+            accepted: HashSet::new(),
+            accepted_fifo: VecDeque::new(),
             by_key: HashMap::new(),
             deadlines: BTreeSet::new(),
             scheduled: HashMap::new(),
@@ -158,7 +168,7 @@ impl Transactions {
 
     /// Working transactions (the ones `cap` bounds).
     pub fn working(&self) -> usize {
-        self.txs.len()
+        self.txs.len() - self.accepted.len()
     }
 
     /// True when none are open.
@@ -227,8 +237,8 @@ impl Transactions {
         if self.by_key.contains_key(&key) {
             return Err(TransactionError::Duplicate);
         }
-        if self.txs.len() >= self.cap {
-            return Err(TransactionError::Full(self.txs.len()));
+        if self.working() >= self.cap {
+            return Err(TransactionError::Full(self.working()));
         }
         let id = TxId(self.next);
         self.next += 1;
@@ -379,7 +389,12 @@ impl Transactions {
             if let Some((key, _)) = self.txs.remove(&id) {
                 self.by_key.remove(&key);
             }
+            self.accepted.remove(&id);
             return;
+        }
+        let newly_accepted = tx.state == State::Accepted && !self.accepted.contains(&id);
+        if newly_accepted {
+            tx.hollow();
         }
         let absorb = tx
             .absorbing()
@@ -398,6 +413,44 @@ impl Transactions {
         if let Some(at) = next {
             self.deadlines.insert((at, id));
             self.scheduled.insert(id, at);
+        }
+        if newly_accepted {
+            self.accepted.insert(id);
+            self.note_accepted(id);
+        }
+    }
+
+    /// Queues a transaction that entered Accepted; past the bound, the oldest
+    /// ends early (Terminated), as a full absorbing FIFO does.
+    fn note_accepted(&mut self, id: TxId) {
+        // All wait the same 64·T1, so the queue's front ends first: drop
+        // entries that already ended from it.
+        while let Some(front) = self.accepted_fifo.front() {
+            if self.accepted.contains(front) {
+                break;
+            }
+            self.accepted_fifo.pop_front();
+        }
+        self.accepted_fifo.push_back(id);
+        let cap = self.absorb_cap;
+        if self.accepted_fifo.len() > cap.saturating_mul(2) {
+            let live = &self.accepted;
+            self.accepted_fifo.retain(|t| live.contains(t));
+        }
+        while self.accepted.len() > cap {
+            let Some(old) = self.accepted_fifo.pop_front() else {
+                break;
+            };
+            if !self.accepted.remove(&old) {
+                continue;
+            }
+            if let Some((key, _)) = self.txs.remove(&old) {
+                self.by_key.remove(&key);
+            }
+            if let Some(at) = self.scheduled.remove(&old) {
+                self.deadlines.remove(&(at, old));
+            }
+            self.events.push_back((old, Event::Terminated));
         }
     }
 

@@ -337,6 +337,83 @@ fn completed_udp_non_invite_servers_leave_the_working_cap() {
 }
 
 #[test]
+fn accepted_invites_leave_the_working_cap_hollowed_and_bounded() {
+    let t0 = Instant::now();
+    // 2 working slots; Accepted INVITEs (server and client) may number 4 × 2.
+    let mut t = Transactions::new(Config::default(), 2);
+    let mut servers = Vec::new();
+    for i in 0..5 {
+        let now = t0 + Duration::from_millis(i);
+        let req = request("INVITE", &format!("s{i}"));
+        let id = t
+            .new_server(req.clone(), Reliability::Unreliable, now)
+            .unwrap();
+        t.respond(id, response(&req, 200), now).unwrap();
+        assert_eq!(t.state(id), Some(State::Accepted));
+        assert_eq!(t.working(), 0, "an Accepted INVITE is outside the cap");
+        let kept = t.request(id).unwrap();
+        assert!(kept.headers.is_empty() && kept.method == Method::INVITE);
+        servers.push((id, req));
+    }
+    let mut clients = Vec::new();
+    for i in 0..4 {
+        let now = t0 + Duration::from_millis(10 + i);
+        let req = request("INVITE", &format!("c{i}"));
+        let id = t
+            .new_client(req.clone(), Reliability::Reliable, now)
+            .unwrap();
+        t.dispatch(Message::Response(response(&req, 200)), now);
+        assert_eq!(t.state(id), Some(State::Accepted));
+        clients.push((id, req));
+    }
+    // Two working transactions still fit beside the nine Accepted ones ...
+    let w1 = t
+        .new_server(request("OPTIONS", "w1"), Reliability::Reliable, t0)
+        .unwrap();
+    t.new_client(request("OPTIONS", "w2"), Reliability::Reliable, t0)
+        .unwrap();
+    assert!(matches!(
+        t.new_server(request("OPTIONS", "w3"), Reliability::Reliable, t0),
+        Err(TransactionError::Full(2))
+    ));
+    // ... and past 4 × 2 Accepted the oldest ended early, in order.
+    while t.poll_transmit().is_some() {}
+    let ended: Vec<TxId> = std::iter::from_fn(|| t.poll_event())
+        .filter(|(_, e)| *e == Event::Terminated)
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ended, [servers[0].0]);
+    assert_eq!(t.state(servers[0].0), None);
+    // The hollowed ones still do their job: a server passes the TU's 2xx
+    // retransmission and the ACK, a client passes a retransmitted 2xx.
+    let (sid, sreq) = servers[1].clone();
+    t.respond(sid, response(&sreq, 200), t0 + Duration::from_secs(1))
+        .unwrap();
+    assert!(matches!(t.poll_transmit(), Some((id, Message::Response(_))) if id == sid));
+    let mut ack = sreq.clone();
+    ack.method = Method::ACK;
+    ack.headers.set(crate::header::StdHeader::CSeq, "7 ACK");
+    t.dispatch(Message::Request(ack), t0 + Duration::from_secs(1));
+    assert!(matches!(t.poll_event(), Some((id, Event::Request(_))) if id == sid));
+    let (cid, creq) = clients[3].clone();
+    t.dispatch(
+        Message::Response(response(&creq, 200)),
+        t0 + Duration::from_secs(2),
+    );
+    assert!(matches!(t.poll_event(), Some((id, Event::Response(_))) if id == cid));
+    // Timers L and M end the rest; the working OPTIONS server goes too.
+    t.respond(w1, response(&request("OPTIONS", "w1"), 200), t0)
+        .unwrap();
+    let (_, events) = run(&mut t, t0 + Duration::from_secs(2), Duration::from_secs(60));
+    assert_eq!(
+        events.iter().filter(|e| **e == Event::Terminated).count(),
+        10
+    );
+    assert_eq!(t.working(), 0);
+    assert!(t.is_empty());
+}
+
+#[test]
 fn reliable_server_terminates_at_once() {
     let t0 = Instant::now();
     let mut t = Transactions::new(Config::default(), 16);
