@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// Most open transactions; beyond it new requests get 503.
+/// Most working transactions (those waiting out 64·T1 are kept apart, up to
+/// four times as many); beyond it new requests get 503.
 pub const MAX_TRANSACTIONS: usize = 65_536;
 /// Most requests being proxied at once (lookups and branches included).
 pub const MAX_CONTEXTS: usize = 32_768;

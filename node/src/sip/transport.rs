@@ -22,6 +22,10 @@ pub const MAX_MESSAGE: usize = 64 * 1024;
 pub const MAX_TCP_CONNECTIONS: usize = 1024;
 /// A TCP connection with no traffic for this long is closed.
 pub const TCP_IDLE: Duration = Duration::from_secs(300);
+/// Kernel receive buffer asked for the UDP socket (the system may cap it at
+/// `net.core.rmem_max`): a burst of datagrams waits there while the node
+/// is busy instead of being dropped, as Kamailio raises its own.
+pub const UDP_RECV_BUFFER: usize = 4 << 20;
 
 /// Identifies one TCP connection.
 pub type ConnId = u64;
@@ -257,6 +261,9 @@ async fn bind_pair(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener,
     loop {
         let udp = UdpSocket::bind(addr).await?;
         let local = udp.local_addr()?;
+        if let Err(e) = socket2::SockRef::from(&udp).set_recv_buffer_size(UDP_RECV_BUFFER) {
+            tracing::debug!(error = %e, "cannot enlarge the UDP receive buffer");
+        }
         match TcpListener::bind(local).await {
             Ok(tcp) => return Ok((udp, tcp, local)),
             Err(e)
@@ -414,6 +421,23 @@ mod tests {
         assert_ne!(local.port(), 0);
         assert_eq!(udp.local_addr().unwrap(), local);
         assert_eq!(tcp.local_addr().unwrap(), local);
+    }
+
+    #[tokio::test]
+    async fn udp_receive_buffer_is_enlarged_up_to_the_system_cap() {
+        let (udp, _tcp, _) = bind_pair("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let got = socket2::SockRef::from(&udp).recv_buffer_size().unwrap();
+        // Linux caps the request at net.core.rmem_max (and reports double).
+        let Some(max) = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|s| s.trim().parse::<usize>().ok())
+        else {
+            return; // not Linux: nothing to compare with
+        };
+        assert!(
+            got >= UDP_RECV_BUFFER.min(max),
+            "{got} < min({UDP_RECV_BUFFER}, {max})"
+        );
     }
 
     #[tokio::test]
