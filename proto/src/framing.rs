@@ -169,7 +169,7 @@ impl Framer {
             }
             Check::Message(n) => {
                 let raw = self.buf.split_to(n).freeze();
-                Ok(Some(match Message::parse(raw.clone()) {
+                Ok(Some(match Message::parse_received(raw.clone()) {
                     Ok(m) => Framed::Message(m),
                     Err(error) => Framed::Invalid { error, raw },
                 }))

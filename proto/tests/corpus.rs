@@ -159,6 +159,12 @@ fn rfc4475_torture_messages() {
             "{file}: corpus file differs from MANIFEST.tsv"
         );
         let parsed = Message::parse(bytes.clone());
+        let relaxed = Message::parse_relaxed(bytes.clone()).and_then(|m| m.validate());
+        assert_eq!(
+            relaxed.is_ok(),
+            parsed.is_ok(),
+            "{file}: parse_relaxed + validate disagrees with parse"
+        );
         match rfc4475(file) {
             Expect::Valid => {
                 let m = parsed.unwrap_or_else(|e| panic!("{file} (§{section}) must parse: {e}"));

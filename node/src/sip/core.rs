@@ -262,7 +262,7 @@ impl Core {
                 },
                 m = p2p.recv() => {
                     if let Some((peer, bytes)) = m {
-                        match Message::parse(bytes) {
+                        match Message::parse_received(bytes) {
                             Ok(msg) => self.on_inbound(Inbound::Message(msg, Source::Overlay(peer))),
                             Err(e) => tracing::debug!(%peer, error = %e, "invalid SIP over the overlay"),
                         }

@@ -186,7 +186,7 @@ impl Transports {
                     stats.invalid.fetch_add(1, Ordering::Relaxed);
                     continue;
                 }
-                let item = match Message::parse(data.clone()) {
+                let item = match Message::parse_received(data.clone()) {
                     Ok(m) => Inbound::Message(m, source.clone()),
                     Err(e) => {
                         stats.invalid.fetch_add(1, Ordering::Relaxed);
@@ -297,7 +297,7 @@ async fn udp_task(
                 if data.iter().all(|&b| b == b'\r' || b == b'\n') {
                     continue; // keep-alive
                 }
-                let item = match Message::parse(data.clone()) {
+                let item = match Message::parse_received(data.clone()) {
                     Ok(m) => Inbound::Message(m, Source::Udp(from)),
                     Err(e) => {
                         stats.invalid.fetch_add(1, Ordering::Relaxed);

@@ -56,8 +56,47 @@ impl Message {
     /// Parses one datagram (or one framed stream message). The body is what
     /// Content-Length says; without Content-Length it is the rest of the
     /// bytes (RFC 3261 §18.3 for UDP). Trailing bytes are ignored.
+    ///
+    /// Every header kadsip knows is checked against its grammar, so an
+    /// invalid message is refused here with the header and line at fault.
     pub fn parse(bytes: impl Into<Bytes>) -> Result<Message, ParseError> {
-        parse::parse(bytes.into())
+        parse::parse(bytes.into(), parse::Checks::All)
+    }
+
+    /// [`Message::parse`] that checks only what framing needs: the start
+    /// line, header names, Content-Length and CSeq. Other values are
+    /// checked when read (the typed accessors return `Result`) or by
+    /// [`Message::validate`]. This is the work rsip and ezk-sip-types do.
+    pub fn parse_relaxed(bytes: impl Into<Bytes>) -> Result<Message, ParseError> {
+        parse::parse(bytes.into(), parse::Checks::Framing)
+    }
+
+    /// How a SIP element reads a message off the wire: a request is parsed
+    /// strictly (the element answers it, or 400 naming the header), a
+    /// response relaxed. A proxy relays a response after reading only its
+    /// top Via and CSeq and must leave the rest unchanged (RFC 3261 §16.7,
+    /// and §16.3: components the proxy does not use are not checked).
+    pub fn parse_received(bytes: impl Into<Bytes>) -> Result<Message, ParseError> {
+        parse::parse(bytes.into(), parse::Checks::RequestsOnly)
+    }
+
+    /// Checks every known header value against its grammar, as
+    /// [`Message::parse`] does; for a message from [`Message::parse_relaxed`].
+    /// The line in an error counts one line per header field (the start
+    /// line is line 1), so folded fields shift it.
+    pub fn validate(&self) -> Result<(), ParseError> {
+        for (i, h) in self.headers().iter().enumerate() {
+            if let crate::header::HeaderName::Std(s) = h.name {
+                Headers::validate_value(&h.name, &h.value).map_err(|source| {
+                    ParseError::Header {
+                        name: s.as_str(),
+                        line: i + 2,
+                        source,
+                    }
+                })?;
+            }
+        }
+        Ok(())
     }
 
     /// The header fields.
@@ -246,5 +285,65 @@ impl From<Request> for Message {
 impl From<Response> for Message {
     fn from(r: Response) -> Self {
         Message::Response(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BAD_CONTACT: &str = "Contact: <sip:bob@[::1>\r\n";
+
+    fn with(start: &str, cseq: &str) -> Vec<u8> {
+        format!(
+            "{start}\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>;tag=2\r\n\
+             From: <sip:c@d>;tag=1\r\nCall-ID: x\r\nCSeq: {cseq}\r\n{BAD_CONTACT}\
+             Content-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    #[test]
+    fn parse_modes_differ_only_in_which_values_they_check() {
+        let resp = with("SIP/2.0 200 OK", "1 INVITE");
+        let req = with("INVITE sip:a@b SIP/2.0", "1 INVITE");
+        for bytes in [&resp, &req] {
+            let e = Message::parse(bytes.clone()).unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    ParseError::Header {
+                        name: "Contact",
+                        line: 7,
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+            let relaxed = Message::parse_relaxed(bytes.clone()).unwrap();
+            let e = relaxed.validate().unwrap_err();
+            assert!(
+                matches!(
+                    e,
+                    ParseError::Header {
+                        name: "Contact",
+                        line: 7,
+                        ..
+                    }
+                ),
+                "{e}"
+            );
+            // The broken value is kept byte for byte and its accessor errs.
+            assert!(relaxed.headers().contacts().is_err());
+            assert!(relaxed.to_bytes().ends_with(b"Content-Length: 0\r\n\r\n"));
+        }
+        // A received response is relayed as is; a received request is refused.
+        assert!(Message::parse_received(resp.clone()).is_ok());
+        assert!(Message::parse_received(req.clone()).is_err());
+        // What framing needs is checked in every mode.
+        let bad_cseq = with("SIP/2.0 200 OK", "x INVITE");
+        assert!(Message::parse_relaxed(bad_cseq).is_err());
+        let mismatch = with("INVITE sip:a@b SIP/2.0", "1 BYE");
+        assert!(Message::parse_relaxed(mismatch).is_err());
     }
 }
