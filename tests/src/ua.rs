@@ -141,12 +141,19 @@ impl Ua {
 
     /// The next message (request or response) within `wait`.
     pub async fn recv(&self, wait: Duration) -> Option<(Message, SocketAddr)> {
+        let (bytes, from) = self.recv_bytes(wait).await?;
+        Message::parse(bytes).ok().map(|m| (m, from))
+    }
+
+    /// The next datagram within `wait`, unparsed.
+    pub async fn recv_bytes(&self, wait: Duration) -> Option<(Vec<u8>, SocketAddr)> {
         let mut buf = vec![0u8; 65536];
         let (n, from) = tokio::time::timeout(wait, self.sock.recv_from(&mut buf))
             .await
             .ok()?
             .ok()?;
-        Message::parse(buf[..n].to_vec()).ok().map(|m| (m, from))
+        buf.truncate(n);
+        Some((buf, from))
     }
 
     /// The next request with `method`, skipping anything else, within `wait`.

@@ -265,6 +265,71 @@ async fn call_across_three_nodes_and_failures() {
     let _ = Method::INVITE;
 }
 
+/// RFC 3261 §16.3/§16.7: a proxy checks the parts of a message it uses. A
+/// response carrying a header value the nodes never read is relayed across
+/// the overlay unchanged; a request with the same header is refused with a
+/// 400 that names it (the node answers requests itself, so it checks them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn responses_are_relayed_with_headers_the_proxy_does_not_use() {
+    let mut nodes = network(2, true).await;
+    let bob = Ua::new(nodes[1].running().sip).await;
+    assert_eq!(
+        bob.register_auth("sip:bob@campus.example", 600, None)
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+    resolve_until(nodes[0].running(), "sip:bob@campus.example", "found", T).await;
+    let alice = Ua::new(nodes[0].running().sip).await;
+    let node_a = nodes[0].running().sip;
+    let inv = alice.request_to("INVITE", "sip:bob@campus.example", "lax-1", 1, "");
+    alice.send_to(&inv, node_a).await;
+    let (got, from) = bob.expect_request("INVITE", T).await;
+    let ok = bob.reply(&got, 200, "b1").replace(
+        "Content-Length: 0\r\n",
+        "Retry-After: soon\r\nContent-Length: 0\r\n",
+    );
+    assert!(kadsip_proto::Message::parse(ok.clone().into_bytes()).is_err());
+    bob.send_to(&ok, from).await;
+    let deadline = tokio::time::Instant::now() + T;
+    let relayed = loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let (bytes, _) = alice.recv_bytes(left).await.expect("the 200 is relayed");
+        if let Ok(kadsip_proto::Message::Response(r)) = kadsip_proto::Message::parse_relaxed(bytes)
+        {
+            if r.status.as_u16() == 200 && r.headers.call_id() == Some("lax-1") {
+                break r;
+            }
+        }
+    };
+    assert_eq!(
+        relayed
+            .headers
+            .get(StdHeader::RetryAfter)
+            .map(|v| v.as_str()),
+        Some("soon"),
+        "kept byte for byte"
+    );
+    assert_eq!(relayed.headers.via().unwrap().len(), 1, "node Vias popped");
+
+    // The same header in a request: the node refuses it and says where.
+    let opts = alice.request_to(
+        "OPTIONS",
+        "sip:bob@campus.example",
+        "lax-2",
+        1,
+        "Retry-After: soon\r\n",
+    );
+    alice.send_to(&opts, node_a).await;
+    let r = alice.expect_response("lax-2", "OPTIONS", 400, T).await;
+    assert_eq!(r.status.as_u16(), 400);
+    assert!(r.reason.contains("Retry-After"), "{}", r.reason);
+    for n in &mut nodes {
+        n.stop().await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_peers_gives_503() {
     let mut n = start(tempfile::tempdir().unwrap(), vec![], true).await;
