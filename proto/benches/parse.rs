@@ -2,7 +2,8 @@
 //! on the same bytes, in the same run. `cargo bench -p kadsip-proto --bench parse`
 //! prints criterion's figures and then a messages/s table with our ratio to
 //! the faster of the two anchors, for the node's parse (`parse_received`:
-//! requests strict, responses relaxed) and for the strict parse of both.
+//! requests strict, responses relaxed) and for the strict parse of both,
+//! all four measured in interleaved slices so that machine noise cancels.
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, black_box};
@@ -146,10 +147,7 @@ fn bench(c: &mut Criterion) {
 }
 
 /// Messages per second of `f` over about `secs` seconds.
-fn rate(secs: f64, mut f: impl FnMut()) -> f64 {
-    for _ in 0..1000 {
-        f();
-    }
+fn rate(secs: f64, f: &mut dyn FnMut()) -> f64 {
     let budget = Duration::from_secs_f64(secs);
     let start = Instant::now();
     let mut n = 0u64;
@@ -162,12 +160,53 @@ fn rate(secs: f64, mut f: impl FnMut()) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Rates of each parser measured in interleaved 50 ms slices for about
+/// `secs` seconds each (so a change of clock speed or a noisy neighbour hits
+/// all of them alike), as (median rate of each, median per-round ratio of
+/// each kadsip parser to the faster anchor of that round).
+fn interleaved(secs: f64, fs: &mut [&mut dyn FnMut(); 4]) -> ([f64; 4], [f64; 2]) {
+    for f in fs.iter_mut() {
+        for _ in 0..1000 {
+            f();
+        }
+    }
+    let rounds = ((secs / 0.05).round() as usize).max(5);
+    let mut rates: [Vec<f64>; 4] = Default::default();
+    let mut ratios: [Vec<f64>; 2] = Default::default();
+    for round in 0..rounds {
+        let mut r = [0.0; 4];
+        // Rotate the order so no parser always runs right after another.
+        for k in 0..4 {
+            let i = (k + round) % 4;
+            r[i] = rate(0.05, &mut *fs[i]);
+            rates[i].push(r[i]);
+        }
+        let anchor = r[2].max(r[3]);
+        ratios[0].push(r[0] / anchor);
+        ratios[1].push(r[1] / anchor);
+    }
+    let [a, b, c, d] = rates;
+    let [x, y] = ratios;
+    (
+        [median(a), median(b), median(c), median(d)],
+        [median(x), median(y)],
+    )
+}
+
 fn summary() {
     let secs = std::env::var("KADSIP_BENCH_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(2.0);
-    println!("\nparse throughput (messages/s, same bytes, same run, {secs} s each)");
+    println!(
+        "\nparse throughput (messages/s, same bytes, same run, {secs} s each in interleaved 50 ms slices;"
+    );
+    println!("medians of the slices, ratio = median of each round's kadsip / faster anchor)");
     println!("node = Message::parse_received (requests strict, responses relaxed),");
     println!("strict = Message::parse (every known header value checked)");
     println!(
@@ -176,11 +215,12 @@ fn summary() {
     );
     let (mut worst, mut worst_strict) = (f64::INFINITY, f64::INFINITY);
     for (name, bytes) in MESSAGES {
-        let node = rate(secs, || drop(black_box(kadsip_received(black_box(bytes)))));
-        let strict = rate(secs, || drop(black_box(kadsip_parse(black_box(bytes)))));
-        let r = rate(secs, || drop(black_box(rsip_parse(black_box(bytes)))));
-        let e = rate(secs, || drop(black_box(ezk_parse(black_box(bytes)))));
-        let (ratio, ratio_strict) = (node / r.max(e), strict / r.max(e));
+        let mut node = || drop(black_box(kadsip_received(black_box(bytes))));
+        let mut strict = || drop(black_box(kadsip_parse(black_box(bytes))));
+        let mut rs = || drop(black_box(rsip_parse(black_box(bytes))));
+        let mut ez = || drop(black_box(ezk_parse(black_box(bytes))));
+        let ([node, strict, r, e], [ratio, ratio_strict]) =
+            interleaved(secs, &mut [&mut node, &mut strict, &mut rs, &mut ez]);
         worst = worst.min(ratio);
         worst_strict = worst_strict.min(ratio_strict);
         println!(
@@ -191,7 +231,7 @@ fn summary() {
         "kadsip / faster anchor, worst message: node {worst:.2}x, strict {worst_strict:.2}x (goal: 3x)"
     );
     let invite = kadsip_parse(INVITE);
-    let ser = rate(secs, || drop(black_box(&invite).to_bytes()));
+    let ser = rate(secs, &mut || drop(black_box(&invite).to_bytes()));
     println!("serialize invite_sdp: {ser:.0} messages/s");
 }
 
