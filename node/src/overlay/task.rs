@@ -48,7 +48,7 @@ pub fn build_swarm(
         Some(make) => builder
             .with_other_transport(make)?
             .with_behaviour(behaviour)?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .with_swarm_config(|c| swarm_config(c, idle))
             .build(),
         None => builder
             .with_tcp(
@@ -57,9 +57,19 @@ pub fn build_swarm(
                 yamux::Config::default,
             )?
             .with_behaviour(behaviour)?
-            .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
+            .with_swarm_config(|c| swarm_config(c, idle))
             .build(),
     })
+}
+
+/// Swarm settings for every transport. Substreams open with multistream-select
+/// V1Lazy: the opener sends its request with the protocol proposal instead of
+/// waiting a round trip for the confirmation, so a Kademlia request costs one
+/// round trip, not two. Every libp2p listener accepts it; our protocols are
+/// each offered alone, so a refusal still surfaces as a stream error.
+fn swarm_config(c: libp2p::swarm::Config, idle: Duration) -> libp2p::swarm::Config {
+    c.with_idle_connection_timeout(idle)
+        .with_substream_upgrade_protocol_override(libp2p::core::upgrade::Version::V1Lazy)
 }
 
 struct PendingLookup {
