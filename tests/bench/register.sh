@@ -60,6 +60,21 @@ step() {
     return 1
 }
 
+# wait_quiet: until the machine uses under a fifth of a core for 3 s in a
+# row (a kadsip node keeps publishing what an overload step accepted), at most
+# QUIET_MAX seconds; logs how long that took.
+wait_quiet() {
+    local start=$SECONDS quiet=0 a b
+    while [ "$quiet" -lt 3 ] && [ $((SECONDS - start)) -lt "${QUIET_MAX:-300}" ]; do
+        a=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat)
+        sleep 1
+        b=$(awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat)
+        # /proc/stat counts in USER_HZ (100/s): 20 = a fifth of a core.
+        if [ $((b - a)) -lt 20 ]; then quiet=$((quiet + 1)); else quiet=0; fi
+    done
+    log "quiet after $((SECONDS - start)) s"
+}
+
 # measure TARGET LABEL: sets R_<LABEL>_{FIRST,REFRESH} max rates and latencies
 measure() {
     local target="$1" label="$2" rate first=0 max_first=0 max_refresh=0 pool=0
@@ -80,6 +95,9 @@ measure() {
         [ "$ok" = 1 ] || break
         max_first=$rate
     done
+    # Refreshes are measured on a server that has finished the work the
+    # first registrations gave it, as Kamailio has at once.
+    wait_quiet
     # Refreshes: users registered above, again (new Call-ID, same Contact),
     # cycling over them when a step needs more REGISTERs than there are users.
     for rate in "${RATES[@]}"; do
