@@ -3,7 +3,7 @@
 //! resolves from another node.
 
 use crate::process::NodeProcess;
-use crate::support::{resolve_until, start};
+use crate::support::{start, wait_for};
 use kadsip_tests::ua::Ua;
 use std::time::Duration;
 
@@ -45,20 +45,28 @@ async fn binding_survives_kill_9() {
             .contains(&ua.local.to_string())
     );
 
-    // The other node resolves it (the restarted node republished it).
-    let out = resolve_until(
-        other.running(),
-        "sip:erin@campus.example",
-        "found",
-        Duration::from_secs(20),
+    // The other node resolves it with the entry the restarted node
+    // republished (seq 2). The seq-1 entry published before the kill may
+    // answer first, so wait for the republished one rather than assert on
+    // whichever lookup lands first.
+    let aor = kadsip_proto::Aor::parse("sip:erin@campus.example").unwrap();
+    let lookup = other.running().lookup.clone();
+    wait_for(
+        "erin to resolve with a seq >= 2 entry",
+        Duration::from_secs(30),
+        || {
+            let (lookup, aor) = (lookup.clone(), aor.clone());
+            async move {
+                match lookup.resolve(&aor).await.outcome {
+                    kadsip_node::lookup::Outcome::Found(rec) => {
+                        rec.entries.iter().any(|e| e.entry.seq >= 2).then_some(())
+                    }
+                    _ => None,
+                }
+            }
+        },
     )
     .await;
-    if let kadsip_node::lookup::Outcome::Found(rec) = out {
-        assert!(
-            rec.entries.iter().any(|e| e.entry.seq >= 2),
-            "republished with a higher seq after restart"
-        );
-    }
     drop(a);
     let mut other = other;
     other.stop().await;
