@@ -258,7 +258,15 @@ impl Registrar {
                 Err(e @ RegisterError::IntervalTooBrief(_)) => return e.response(req, to_tag),
                 Err(e) => {
                     let mut r = e.response(req, to_tag);
-                    r.reason = e.to_string().into();
+                    // The reason names the fault; a header value it quotes
+                    // must not break the status line.
+                    let why: String = e
+                        .to_string()
+                        .chars()
+                        .filter(|c| !c.is_control())
+                        .take(160)
+                        .collect();
+                    r.reason = why.into();
                     return r;
                 }
             };

@@ -60,6 +60,15 @@ pub enum RegisterError {
     /// The request is malformed for a registrar (400).
     #[error("{0}")]
     BadRequest(&'static str),
+    /// A header the registrar reads does not match its grammar (400); the
+    /// parser leaves these to their reader (RFC 3261 §16.3).
+    #[error("invalid {name} header: {source}")]
+    BadHeader {
+        /// The header at fault.
+        name: &'static str,
+        /// What is wrong with it, and where.
+        source: crate::syntax::SyntaxError,
+    },
     /// An expiry below the minimum (423 with Min-Expires).
     #[error("interval too brief, minimum {0} s")]
     IntervalTooBrief(u32),
@@ -75,7 +84,9 @@ impl RegisterError {
     /// The status to answer with.
     pub fn status(&self) -> StatusCode {
         match self {
-            RegisterError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            RegisterError::BadRequest(_) | RegisterError::BadHeader { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             RegisterError::IntervalTooBrief(_) => StatusCode::INTERVAL_TOO_BRIEF,
             RegisterError::OutOfOrder => StatusCode::SERVER_INTERNAL_ERROR,
             RegisterError::TooManyBindings(_) => StatusCode::FORBIDDEN,
@@ -135,12 +146,20 @@ pub fn apply(
     let header_expires = match req.headers.expires() {
         None => None,
         Some(Ok(e)) => Some(e),
-        Some(Err(_)) => return Err(RegisterError::BadRequest("invalid Expires")),
+        Some(Err(source)) => {
+            return Err(RegisterError::BadHeader {
+                name: "Expires",
+                source,
+            });
+        }
     };
     let contacts = req
         .headers
         .contacts()
-        .map_err(|_| RegisterError::BadRequest("invalid Contact"))?;
+        .map_err(|source| RegisterError::BadHeader {
+            name: "Contact",
+            source,
+        })?;
     let mut out: Vec<Binding> = current.to_vec();
 
     if contacts.iter().any(|c| matches!(c, Contact::Star)) {
@@ -248,7 +267,8 @@ mod tests {
             s.push_str(&format!("Expires: {e}\r\n"));
         }
         s.push_str("Content-Length: 0\r\n\r\n");
-        match Message::parse(s.into_bytes()).unwrap() {
+        // As the node reads it: Contact and Expires are the registrar's to check.
+        match Message::parse_received(s.into_bytes()).unwrap() {
             Message::Request(r) => r,
             _ => unreachable!(),
         }
@@ -296,6 +316,32 @@ mod tests {
             apply(&b3, &bad_star, None, NOW, &p),
             Err(RegisterError::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn bad_contact_or_expires_is_400_naming_it() {
+        let p = Policy::default();
+        for (contacts, expires, name) in [
+            (&["<sip:bob@[::1>"][..], Some(600), "Contact"),
+            (&["<sip:bob@192.0.2.1>;expires=soon"][..], None, "Contact"),
+            (&["<sip:bob@192.0.2.1>;q=2"][..], None, "Contact"),
+            (&["<sip:bob@192.0.2.1>"][..], None, "Expires"),
+        ] {
+            let mut r = register(contacts, expires, "c", 1);
+            if expires.is_none() && name == "Expires" {
+                r.headers.push(StdHeader::Expires, "-1");
+            }
+            let e = apply(&[], &r, None, NOW, &p).unwrap_err();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{contacts:?}");
+            assert!(
+                matches!(e, RegisterError::BadHeader { name: n, .. } if n == name),
+                "{contacts:?}: {e}"
+            );
+            assert!(
+                e.to_string()
+                    .starts_with(&format!("invalid {name} header: "))
+            );
+        }
     }
 
     #[test]

@@ -392,7 +392,7 @@ impl Core {
         let now = Instant::now();
         // §18.2.1: note where the request really came from.
         stamp_received(&mut req, &src);
-        if let Err(p) = Message::Request(req.clone()).check() {
+        if let Err(p) = req.check() {
             let mut r = Response::to_request(&req, p.status(), Some(&self.tags.next()));
             r.reason = format!("Bad Request ({p})").into();
             self.send_stateless(&src, &r);

@@ -26,6 +26,13 @@ impl<'a> NameAddr<'a> {
         Self::parse_with(s, |_, _| Ok(()))
     }
 
+    /// Checks the structure of one value (display name, `<>`, header
+    /// parameters such as tag) but not the URI: what an element that only
+    /// reads the tag needs (RFC 3261 §16.3 step 1).
+    pub(crate) fn check_params(s: &str) -> Result<(), SyntaxError> {
+        NameAddr::split(s, |_, _| Ok(())).map(drop)
+    }
+
     /// Like [`NameAddr::parse`], checking each header parameter in the same pass.
     fn parse_with(
         s: &'a str,

@@ -57,6 +57,7 @@ impl Headers {
     }
 
     /// Appends a header field.
+    #[inline]
     pub fn push(&mut self, name: impl Into<HeaderName>, value: impl Into<ByteStr>) {
         self.0.push(Header {
             name: name.into(),

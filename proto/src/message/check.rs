@@ -3,7 +3,7 @@
 //! headers, and extensions the receiver does not support.
 
 use super::{Message, Request};
-use crate::header::{Arity, HeaderName, StdHeader};
+use crate::header::{Arity, HeaderName, Headers, StdHeader};
 use crate::status::StatusCode;
 
 /// Why a parsed message cannot be processed.
@@ -40,28 +40,36 @@ impl Message {
     /// Checks the headers that every message must carry exactly once (Via at
     /// least once) and that no single-valued header is repeated.
     pub fn check(&self) -> Result<(), Problem> {
-        let h = self.headers();
-        for m in MANDATORY {
-            if h.get(m).is_none() {
-                return Err(Problem::Missing(m.as_str()));
-            }
-        }
-        let mut seen: Vec<StdHeader> = Vec::new();
-        for hdr in h {
-            if let HeaderName::Std(s) = hdr.name {
-                if s.arity() == Arity::Single {
-                    if seen.contains(&s) {
-                        return Err(Problem::Repeated(s.as_str()));
-                    }
-                    seen.push(s);
-                }
-            }
-        }
-        Ok(())
+        check_headers(self.headers())
     }
 }
 
+fn check_headers(h: &Headers) -> Result<(), Problem> {
+    for m in MANDATORY {
+        if h.get(m).is_none() {
+            return Err(Problem::Missing(m.as_str()));
+        }
+    }
+    let mut seen: Vec<StdHeader> = Vec::new();
+    for hdr in h {
+        if let HeaderName::Std(s) = hdr.name {
+            if s.arity() == Arity::Single {
+                if seen.contains(&s) {
+                    return Err(Problem::Repeated(s.as_str()));
+                }
+                seen.push(s);
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Request {
+    /// [`Message::check`] for a request, without wrapping (or cloning) it.
+    pub fn check(&self) -> Result<(), Problem> {
+        check_headers(&self.headers)
+    }
+
     /// The option tags in Require (and, for a proxy, Proxy-Require) that are
     /// not in `supported`: non-empty means answer 420 with them in Unsupported.
     pub fn unsupported<'a>(&'a self, supported: &[&str], as_proxy: bool) -> Vec<&'a str> {

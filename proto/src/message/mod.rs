@@ -71,13 +71,17 @@ impl Message {
         parse::parse(bytes.into(), parse::Checks::Framing)
     }
 
-    /// How a SIP element reads a message off the wire: a request is parsed
-    /// strictly (the element answers it, or 400 naming the header), a
-    /// response relaxed. A proxy relays a response after reading only its
-    /// top Via and CSeq and must leave the rest unchanged (RFC 3261 §16.7,
-    /// and §16.3: components the proxy does not use are not checked).
+    /// How a SIP element reads a message off the wire (RFC 3261 §16.3 step
+    /// 1): in a request, the values every element needs before it answers
+    /// or relays it (Via, the From and To tags, Call-ID, CSeq, Max-Forwards,
+    /// Route, Require, Proxy-Require, Content-Length) are checked, so a bad
+    /// one gets a 400 naming it; a response is relayed after reading only
+    /// its top Via and CSeq (§16.7). Other values (the From and To URIs
+    /// among them) are kept byte for byte and checked by whoever reads them
+    /// (the typed accessors return `Result`; a registrar answers a bad To,
+    /// Contact or Expires with 400).
     pub fn parse_received(bytes: impl Into<Bytes>) -> Result<Message, ParseError> {
-        parse::parse(bytes.into(), parse::Checks::RequestsOnly)
+        parse::parse(bytes.into(), parse::Checks::Received)
     }
 
     /// Checks every known header value against its grammar, as
@@ -326,9 +330,40 @@ mod tests {
             assert!(relaxed.headers().contacts().is_err());
             assert!(relaxed.to_bytes().ends_with(b"Content-Length: 0\r\n\r\n"));
         }
-        // A received response is relayed as is; a received request is refused.
+        // Received: a response is relayed as is, and so is a request whose
+        // broken value is one no element needs to answer or relay it...
         assert!(Message::parse_received(resp.clone()).is_ok());
-        assert!(Message::parse_received(req.clone()).is_err());
+        let kept = Message::parse_received(req.clone()).unwrap();
+        assert!(kept.headers().contacts().is_err(), "its reader sees it");
+        // The same for a From URI: only its tag is needed to relay.
+        let bad_from_uri = String::from_utf8(req.clone())
+            .unwrap()
+            .replace("From: <sip:c@d>;tag=1", "From: <sip:c@[::1>;tag=1");
+        let kept = Message::parse_received(bad_from_uri.clone()).unwrap();
+        assert!(kept.headers().from().unwrap().is_err());
+        assert!(Message::parse(bad_from_uri).is_err());
+        // ...but a request whose Via, From, To, Call-ID, Max-Forwards,
+        // Route, Require or Proxy-Require is broken is refused, naming it.
+        for (name, bad) in [
+            ("Via", "Via: SIP/2.0/UDP h;branch=z9hG4bK1;;\r\n"),
+            ("From", "From: <sip:c@d;tag=1\r\n"),
+            ("Max-Forwards", "Max-Forwards: seventy\r\n"),
+            ("Route", "Route: <sip:p@[::1>\r\n"),
+            ("Proxy-Require", "Proxy-Require: a b\r\n"),
+        ] {
+            let bytes = String::from_utf8(req.clone())
+                .unwrap()
+                .replace(BAD_CONTACT, bad);
+            match Message::parse_received(bytes) {
+                Err(ParseError::Header { name: n, .. }) => assert_eq!(n, name),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        // A response with the same values is still relayed.
+        let resp_bad_from = String::from_utf8(resp.clone())
+            .unwrap()
+            .replace(BAD_CONTACT, "Route: <sip:p@[::1>\r\n");
+        assert!(Message::parse_received(resp_bad_from).is_ok());
         // What framing needs is checked in every mode.
         let bad_cseq = with("SIP/2.0 200 OK", "x INVITE");
         assert!(Message::parse_relaxed(bad_cseq).is_err());

@@ -266,9 +266,9 @@ async fn call_across_three_nodes_and_failures() {
 }
 
 /// RFC 3261 §16.3/§16.7: a proxy checks the parts of a message it uses. A
-/// response carrying a header value the nodes never read is relayed across
-/// the overlay unchanged; a request with the same header is refused with a
-/// 400 that names it (the node answers requests itself, so it checks them).
+/// response or a request carrying a header value the nodes never read is
+/// relayed across the overlay unchanged; a request whose Max-Forwards (which
+/// the node must read to relay it) is broken is refused with a 400 naming it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn responses_are_relayed_with_headers_the_proxy_does_not_use() {
     let mut nodes = network(2, true).await;
@@ -313,7 +313,7 @@ async fn responses_are_relayed_with_headers_the_proxy_does_not_use() {
     );
     assert_eq!(relayed.headers.via().unwrap().len(), 1, "node Vias popped");
 
-    // The same header in a request: the node refuses it and says where.
+    // The same header in a request is relayed as well, byte for byte.
     let opts = alice.request_to(
         "OPTIONS",
         "sip:bob@campus.example",
@@ -322,9 +322,33 @@ async fn responses_are_relayed_with_headers_the_proxy_does_not_use() {
         "Retry-After: soon\r\n",
     );
     alice.send_to(&opts, node_a).await;
-    let r = alice.expect_response("lax-2", "OPTIONS", 400, T).await;
+    let deadline = tokio::time::Instant::now() + T;
+    let relayed = loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let (bytes, _) = bob.recv_bytes(left).await.expect("the OPTIONS is relayed");
+        if let Ok(kadsip_proto::Message::Request(r)) = kadsip_proto::Message::parse_relaxed(bytes) {
+            if r.headers.call_id() == Some("lax-2") {
+                break r;
+            }
+        }
+    };
+    assert_eq!(
+        relayed
+            .headers
+            .get(StdHeader::RetryAfter)
+            .map(|v| v.as_str()),
+        Some("soon"),
+        "kept byte for byte"
+    );
+
+    // A value the node needs to relay the request: refused, and it says where.
+    let bad_mf = alice
+        .request_to("OPTIONS", "sip:bob@campus.example", "lax-3", 1, "")
+        .replace("Max-Forwards: 70\r\n", "Max-Forwards: seventy\r\n");
+    alice.send_to(&bad_mf, node_a).await;
+    let r = alice.expect_response("lax-3", "OPTIONS", 400, T).await;
     assert_eq!(r.status.as_u16(), 400);
-    assert!(r.reason.contains("Retry-After"), "{}", r.reason);
+    assert!(r.reason.contains("Max-Forwards"), "{}", r.reason);
     for n in &mut nodes {
         n.stop().await;
     }

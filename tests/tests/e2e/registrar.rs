@@ -149,6 +149,17 @@ async fn open_mode_rules_423_star_and_refresh() {
     assert_eq!(r.status.as_u16(), 423);
     assert_eq!(r.headers.min_expires().unwrap().unwrap(), 60);
 
+    // A Contact the registrar cannot read: 400 naming it (the parser leaves
+    // Contact to the registrar, RFC 3261 §16.3).
+    let bad = ua.register(aor, "c-bad", 1, 300, None).replace(
+        &format!("Contact: <sip:dave@{}>;expires=300\r\n", ua.local),
+        "Contact: <sip:dave@[::1>;expires=300\r\n",
+    );
+    assert!(bad.contains("[::1>"), "{bad}");
+    let r = ua.request(&bad).await;
+    assert_eq!(r.status.as_u16(), 400);
+    assert!(r.reason.contains("Contact"), "{}", r.reason);
+
     let r = ua.request(&ua.register(aor, "c-1", 1, 300, None)).await;
     assert_eq!(r.status.as_u16(), 200);
     resolve_until(t.running(), aor, "local", Duration::from_secs(5)).await;
