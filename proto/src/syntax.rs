@@ -451,6 +451,17 @@ mod tests {
             Err(SyntaxError::OutOfRange(..))
         ));
         assert!(parse_u64("-1", 100).is_err());
-        assert!(parse_u64("99999999999999999999999999", u64::MAX).is_err());
+        assert!(matches!(
+            parse_u64("99999999999999999999999999", u64::MAX),
+            Err(SyntaxError::OutOfRange(..))
+        ));
+        // A stray character is named even after the value overflowed.
+        assert!(matches!(
+            parse_u64("99999999999999999999999999x", u64::MAX),
+            Err(SyntaxError::Unexpected { at: 26, .. })
+        ));
+        assert_eq!(parse_u64("18446744073709551615", u64::MAX), Ok(u64::MAX));
+        assert!(parse_u64("18446744073709551616", u64::MAX).is_err());
+        assert!(matches!(parse_u64(" ", 9), Err(SyntaxError::Empty)));
     }
 }
