@@ -156,6 +156,24 @@ impl Ua {
         Some((buf, from))
     }
 
+    /// The next message of dialog `call_id` within `wait`, parsed relaxed
+    /// (header values unchecked, as a proxy relays them), skipping others.
+    pub async fn expect_relaxed(&self, call_id: &str, wait: Duration) -> Message {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let (bytes, _) = self
+                .recv_bytes(left)
+                .await
+                .unwrap_or_else(|| panic!("no message of {call_id} within {wait:?}"));
+            if let Ok(m) = Message::parse_relaxed(bytes) {
+                if m.headers().call_id() == Some(call_id) {
+                    return m;
+                }
+            }
+        }
+    }
+
     /// The next request with `method`, skipping anything else, within `wait`.
     pub async fn expect_request(
         &self,
