@@ -450,6 +450,41 @@ mod tests {
     }
 
     #[test]
+    fn status_lines() {
+        let status = |line: &str| {
+            let msg = format!("{line}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n");
+            match parse(Bytes::from(msg), Checks::All) {
+                Ok(Message::Response(r)) => Ok((r.status.as_u16(), r.reason.to_string())),
+                Ok(Message::Request(_)) => panic!("{line}: a request"),
+                Err(e) => Err(e),
+            }
+        };
+        assert_eq!(status("SIP/2.0 200 OK").unwrap(), (200, "OK".into()));
+        assert_eq!(status("sip/2.0 486 Busy").unwrap(), (486, "Busy".into()));
+        assert_eq!(status("SIP/2.0 180").unwrap(), (180, String::new()));
+        assert_eq!(status("SIP/2.0 200 Très\tbien").unwrap().1, "Très\tbien");
+        for bad in [
+            "SIP/2.0 2000 OK",
+            "SIP/2.0 20 OK",
+            "SIP/2.0 2x0 OK",
+            "SIP/2.0 099 X",
+        ] {
+            assert_eq!(status(bad), Err(ParseError::StatusCode), "{bad}");
+        }
+        for bad in [
+            "SIP/2.0 200 O\u{7f}K",
+            "SIP/2.0 200 O\u{85}K",
+            "SIP/2.0 200 O\u{1}K",
+        ] {
+            assert_eq!(status(bad), Err(ParseError::Reason), "{bad:?}");
+        }
+        assert!(matches!(
+            status("SIP/3.0 200 OK"),
+            Err(ParseError::Version(_))
+        ));
+    }
+
+    #[test]
     fn head_end_needs_the_empty_line() {
         assert_eq!(head_end(b"A: b\r\n\r\nbody"), Some((6, 8)));
         assert_eq!(head_end(b"A: b\n\nbody"), Some((5, 6)));
