@@ -2,7 +2,7 @@
 //! proxy on both nodes, and every failure is answered from the overlay
 //! outcome with a Warning that says why.
 
-use crate::support::{network, resolve_until, start};
+use crate::support::{network, resolve_until, start, wait_for};
 use kadsip_proto::header::StdHeader;
 use kadsip_proto::{Method, Response};
 use kadsip_tests::ua::Ua;
@@ -242,8 +242,19 @@ async fn call_across_three_nodes_and_failures() {
         "the silent branch is cancelled"
     );
 
-    // 480 when the callee's node is gone.
+    // 480 when the callee's node is gone. "Gone" as A sees it: libp2p
+    // tears C's connections down after its swarm stops, and an INVITE
+    // written into a connection still closing waits for Timer C (408, the
+    // outcome for a request sent and never answered); so wait until A has
+    // lost a connection before calling.
+    let overlay = nodes[a].running().overlay.clone();
+    let before = overlay.status().await.unwrap().peers;
     nodes[c].stop().await;
+    wait_for("node A to see node C gone", T, || {
+        let overlay = overlay.clone();
+        async move { (overlay.status().await.ok()?.peers < before).then_some(()) }
+    })
+    .await;
     alice
         .send_to(
             &alice.request_to("INVITE", "sip:bob@campus.example", "c-dead", 1, ""),
@@ -255,7 +266,9 @@ async fn call_across_three_nodes_and_failures() {
         .await;
     assert_eq!(
         (r.status.as_u16(), r.reason.as_str()),
-        (480, "Temporarily Unavailable")
+        (480, "Temporarily Unavailable"),
+        "{}",
+        warning(&r)
     );
     assert!(warning(&r).contains("unreachable"), "{}", warning(&r));
 
