@@ -321,21 +321,21 @@ mod tests {
     #[test]
     fn bad_contact_or_expires_is_400_naming_it() {
         let p = Policy::default();
-        for (contacts, expires, name) in [
-            (&["<sip:bob@[::1>"][..], Some(600), "Contact"),
-            (&["<sip:bob@192.0.2.1>;expires=soon"][..], None, "Contact"),
-            (&["<sip:bob@192.0.2.1>;q=2"][..], None, "Contact"),
-            (&["<sip:bob@192.0.2.1>"][..], None, "Expires"),
+        for (contact, expires, name) in [
+            ("<sip:bob@[::1>", None, "Contact"),
+            ("<sip:bob@192.0.2.1>;expires=soon", None, "Contact"),
+            ("<sip:bob@192.0.2.1>;q=2", None, "Contact"),
+            ("<sip:bob@192.0.2.1>", Some("-1"), "Expires"),
         ] {
-            let mut r = register(contacts, expires, "c", 1);
-            if expires.is_none() && name == "Expires" {
-                r.headers.push(StdHeader::Expires, "-1");
+            let mut r = register(&[contact], None, "c", 1);
+            if let Some(e) = expires {
+                r.headers.push(StdHeader::Expires, e);
             }
             let e = apply(&[], &r, None, NOW, &p).unwrap_err();
-            assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{contacts:?}");
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST, "{contact}");
             assert!(
                 matches!(e, RegisterError::BadHeader { name: n, .. } if n == name),
-                "{contacts:?}: {e}"
+                "{contact}: {e}"
             );
             assert!(
                 e.to_string()

@@ -230,8 +230,8 @@ pub(super) fn parse(buf: Bytes, checks: Checks) -> Result<Message, ParseError> {
         if headers.len() == MAX_HEADERS {
             return Err(ParseError::TooManyHeaders(MAX_HEADERS));
         }
-        // Built here, straight into the list, so that neither is copied
-        // between the checks and the push.
+        // The shared slices are taken once the checks passed (a refused
+        // line costs none).
         let value = match folded {
             Some(v) => ByteStr::from(v),
             None => head_bytes.slice_ref(value),
